@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/roomtape/roomtape/signalling"
+)
+
+// Config is the whole roomtape configuration, as documented in config.yaml.
+type Config struct {
+	Log    LogConfig               `mapstructure:"log"`
+	Signal signalling.ServerConfig `mapstructure:"signal"`
+}
+
+// LogConfig selects the log output.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // auto (text on a terminal, else JSON), text, json
+}
+
+// loadedConfig is a Config plus facts about where it came from.
+type loadedConfig struct {
+	Config
+	Path      string // file read, "" when none
+	AddedDemo bool   // no apps configured: the built-in demo app is in use
+}
+
+// envPrefix prefixes environment overrides: ROOMTAPE_SIGNAL_LISTEN overrides signal.listen.
+const envPrefix = "ROOMTAPE"
+
+// ParseConfig decodes YAML from r (which may be nil) with environment overrides and bound flags,
+// then applies defaults and validates. It has no side effects beyond reading its inputs.
+func ParseConfig(r io.Reader, flags map[string]*pflag.Flag, environ []string) (loadedConfig, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if r != nil {
+		if err := v.ReadConfig(r); err != nil {
+			return loadedConfig{}, fmt.Errorf("parse config: %w", err)
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envPrefix+"_") {
+			env[k] = val
+		}
+	}
+	for _, key := range leafKeys(reflect.TypeOf(Config{}), "") {
+		name := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		if val, ok := env[name]; ok {
+			v.Set(key, val)
+		}
+	}
+	for key, f := range flags {
+		if f != nil && f.Changed {
+			v.Set(key, f.Value.String())
+		}
+	}
+	var cfg Config
+	err := v.Unmarshal(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)), func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true })
+	if err != nil {
+		return loadedConfig{}, fmt.Errorf("decode config: %w", err)
+	}
+	lc := loadedConfig{Config: cfg}
+	if lc.Log.Level == "" {
+		lc.Log.Level = "info"
+	}
+	if lc.Log.Format == "" {
+		lc.Log.Format = "auto"
+	}
+	lc.AddedDemo = lc.Signal.Defaults()
+	if err := lc.Signal.Validate(); err != nil {
+		return loadedConfig{}, err
+	}
+	return lc, nil
+}
+
+// leafKeys lists the dotted mapstructure keys of every scalar field (slices of structs excluded),
+// so that each can be overridden from the environment.
+func leafKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		switch {
+		case f.Type.Kind() == reflect.Struct && f.Type.String() != "time.Duration":
+			keys = append(keys, leafKeys(f.Type, key)...)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			// lists of apps or servers only come from the file
+		default:
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+// loadConfig reads the file named by --config (or ./config.yaml when present).
+func loadConfig(path string, flags map[string]*pflag.Flag) (loadedConfig, error) {
+	explicit := path != ""
+	if !explicit {
+		path = "config.yaml"
+	}
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		defer f.Close()
+		lc, err := ParseConfig(f, flags, os.Environ())
+		if err != nil {
+			return lc, fmt.Errorf("%s: %w", path, err)
+		}
+		lc.Path = path
+		return lc, nil
+	case explicit || !errors.Is(err, fs.ErrNotExist):
+		return loadedConfig{}, fmt.Errorf("open config: %w", err)
+	default:
+		return ParseConfig(nil, flags, os.Environ())
+	}
+}

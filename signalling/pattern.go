@@ -1,0 +1,172 @@
+package signalling
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Pattern is a compiled channel glob (§3.8): `*` matches any run without `/`, `**` any run
+// including `/`, `\*` and `\\` are literal, everything else is literal, and the whole name must match.
+type Pattern struct {
+	src   string
+	parts []patternPart
+}
+
+type patternPart struct {
+	kind partKind
+	lit  string
+}
+
+type partKind uint8
+
+const (
+	partLiteral partKind = iota
+	partStar             // *
+	partDoubleStar       // **
+)
+
+// ErrBadPattern is wrapped by pattern compilation errors.
+var ErrBadPattern = errors.New("bad channel pattern")
+
+// CompilePattern parses a channel glob.
+func CompilePattern(src string) (Pattern, error) {
+	if src == "" {
+		return Pattern{}, fmt.Errorf("%w: empty", ErrBadPattern)
+	}
+	if len(src) > 2*MaxChannelLen {
+		return Pattern{}, fmt.Errorf("%w: longer than %d bytes", ErrBadPattern, 2*MaxChannelLen)
+	}
+	p := Pattern{src: src}
+	var lit []byte
+	flush := func() {
+		if len(lit) > 0 {
+			p.parts = append(p.parts, patternPart{kind: partLiteral, lit: string(lit)})
+			lit = lit[:0]
+		}
+	}
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; c {
+		case '\\':
+			if i+1 >= len(src) || (src[i+1] != '*' && src[i+1] != '\\') {
+				return Pattern{}, fmt.Errorf("%w: %q: backslash must escape * or \\", ErrBadPattern, src)
+			}
+			lit = append(lit, src[i+1])
+			i++
+		case '*':
+			flush()
+			kind := partStar
+			if i+1 < len(src) && src[i+1] == '*' {
+				kind = partDoubleStar
+				i++
+			}
+			// Collapse runs of wildcards: "***" behaves as "**".
+			if n := len(p.parts); n > 0 && p.parts[n-1].kind != partLiteral {
+				if kind == partDoubleStar {
+					p.parts[n-1].kind = partDoubleStar
+				}
+				continue
+			}
+			p.parts = append(p.parts, patternPart{kind: kind})
+		default:
+			lit = append(lit, c)
+		}
+	}
+	flush()
+	return p, nil
+}
+
+// MustCompilePattern is CompilePattern for constants; it panics on error.
+func MustCompilePattern(src string) Pattern {
+	p, err := CompilePattern(src)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// String returns the pattern's source.
+func (p Pattern) String() string { return p.src }
+
+// Match reports whether the whole channel name matches.
+func (p Pattern) Match(name string) bool { return matchParts(p.parts, name) }
+
+// matchParts is a backtracking matcher with memoised failures: each (part, position) pair is
+// explored at most once, so matching costs O(len(parts)·len(name)) even for hostile patterns.
+func matchParts(parts []patternPart, s string) bool {
+	var failed map[[2]int]bool
+	var match func(pi, pos int) bool
+	match = func(pi, pos int) bool {
+		for pi < len(parts) {
+			pt := parts[pi]
+			if pt.kind == partLiteral {
+				if !hasPrefixAt(s, pos, pt.lit) {
+					return false
+				}
+				pos += len(pt.lit)
+				pi++
+				continue
+			}
+			if pi == len(parts)-1 {
+				return pt.kind == partDoubleStar || !containsSlash(s[pos:])
+			}
+			key := [2]int{pi, pos}
+			if failed[key] {
+				return false
+			}
+			for i := pos; i <= len(s); i++ {
+				if match(pi+1, i) {
+					return true
+				}
+				if i < len(s) && s[i] == '/' && pt.kind == partStar {
+					break
+				}
+			}
+			if failed == nil {
+				failed = map[[2]int]bool{}
+			}
+			failed[key] = true
+			return false
+		}
+		return pos == len(s)
+	}
+	return match(0, 0)
+}
+
+func hasPrefixAt(s string, pos int, lit string) bool {
+	return len(s)-pos >= len(lit) && s[pos:pos+len(lit)] == lit
+}
+
+func containsSlash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+// PatternSet is a list of patterns; a name is allowed when any pattern matches.
+type PatternSet []Pattern
+
+// CompilePatterns compiles every source.
+func CompilePatterns(srcs []string) (PatternSet, error) {
+	set := make(PatternSet, 0, len(srcs))
+	for _, s := range srcs {
+		p, err := CompilePattern(s)
+		if err != nil {
+			return nil, err
+		}
+		set = append(set, p)
+	}
+	return set, nil
+}
+
+// Match reports whether any pattern matches name.
+func (s PatternSet) Match(name string) bool {
+	for _, p := range s {
+		if p.Match(name) {
+			return true
+		}
+	}
+	return false
+}
