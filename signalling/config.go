@@ -69,11 +69,11 @@ type ServerConfig struct {
 
 // AppConfig is one tenant with its keys and limits.
 type AppConfig struct {
-	ID              string               `mapstructure:"id" json:"id"`
-	PublishableKeys []PublishableKey     `mapstructure:"publishable_keys" json:"publishable_keys"`
-	SecretKeys      []SecretKeyConfig    `mapstructure:"secret_keys" json:"secret_keys"`
-	MaxConnections  int                  `mapstructure:"max_connections" json:"max_connections"` // 0 = unlimited; over the cap: close 4010
-	Suspended       bool                 `mapstructure:"suspended" json:"suspended"`             // every connection closes 4012
+	ID              string            `mapstructure:"id" json:"id"`
+	PublishableKeys []PublishableKey  `mapstructure:"publishable_keys" json:"publishable_keys"`
+	SecretKeys      []SecretKeyConfig `mapstructure:"secret_keys" json:"secret_keys"`
+	MaxConnections  int               `mapstructure:"max_connections" json:"max_connections"` // 0 = unlimited; over the cap: close 4010
+	Suspended       bool              `mapstructure:"suspended" json:"suspended"`             // every connection closes 4012
 }
 
 // PublishableKey is a browser-side credential; its id is the credential.

@@ -45,7 +45,7 @@ func newConn(s *Server, ws *websocket.Conn, id *Identity, connID uint64) *Conn {
 		subs:        map[string]struct{}{},
 		maxChannels: s.cfg.MaxChannelsPerConn,
 		wake:        make(chan struct{}, 1),
-		log: s.log.With(logattr.App, id.App.ID, logattr.Peer, id.PeerID, logattr.Conn, connID),
+		log:         s.log.With(logattr.App, id.App.ID, logattr.Peer, id.PeerID, logattr.Conn, connID),
 	}
 	if s.cfg.RateLimit.Enabled {
 		c.limiter = rate.NewLimiter(rate.Limit(s.cfg.RateLimit.PerSecond), s.cfg.RateLimit.Burst)

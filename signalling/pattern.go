@@ -20,9 +20,9 @@ type patternPart struct {
 type partKind uint8
 
 const (
-	partLiteral partKind = iota
-	partStar             // *
-	partDoubleStar       // **
+	partLiteral    partKind = iota
+	partStar                // *
+	partDoubleStar          // **
 )
 
 // ErrBadPattern is wrapped by pattern compilation errors.

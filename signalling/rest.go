@@ -200,4 +200,3 @@ func (s *Server) handleKick(w http.ResponseWriter, r *http.Request, k restKey) {
 	s.log.Info("peer kicked", logattr.App, k.app.ID, logattr.Peer, peer, "closed", n)
 	restJSON(w, map[string]any{"peerId": peer, "closed": n})
 }
-
