@@ -32,8 +32,8 @@ type Claims struct {
 	IssuedAt     int64           `json:"iat,omitempty"`
 	NotBefore    int64           `json:"nbf,omitempty"`
 	Issuer       string          `json:"iss,omitempty"`
-	Channels     []string        `json:"channels,omitempty"`
-	Permissions  []Action        `json:"permissions,omitempty"`
+	Channels     []string        `json:"channels,omitzero"`    // omitzero: an empty list is kept (allows nothing)
+	Permissions  []Action        `json:"permissions,omitzero"` // omitzero: an empty list is kept (grants nothing)
 	Metadata     json.RawMessage `json:"metadata,omitempty"`
 	PeerMetadata json.RawMessage `json:"peerMetadata,omitempty"`
 }

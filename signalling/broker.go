@@ -149,6 +149,11 @@ func (b *localBroker) Subscribe(c *Conn, ch string, includeMeta bool, requestID 
 	r := b.room(c.id.App.ID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if _, registered := r.conns[c]; !registered {
+		// Evicted (superseded or kicked) and closing: frames it sent before seeing the close must
+		// not make it a member again, or it would stay in the channel forever.
+		return ""
+	}
 	_, already := c.subs[ch]
 	if !already && len(c.subs) >= c.maxChannels {
 		return CodeChannelLimitExceeded

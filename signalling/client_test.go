@@ -23,8 +23,8 @@ type clServer struct {
 func clStartServer(t *testing.T, mutate func(*ServerConfig)) *clServer {
 	t.Helper()
 	cfg := ServerConfig{Apps: []AppConfig{{
-		ID:         "app",
-		SecretKeys: []SecretKeyConfig{{ID: "sk_id_test", Secret: "sk_secret_test"}},
+		ID:              "app",
+		SecretKeys:      []SecretKeyConfig{{ID: "sk_id_test", Secret: "sk_secret_test"}},
 		PublishableKeys: []PublishableKey{{Key: "pk_test", Actions: AllActions}},
 	}}}
 	if mutate != nil {

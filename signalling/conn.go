@@ -128,6 +128,12 @@ func (c *Conn) run(ctx context.Context) {
 	c.srv.broker.Unregister(c)
 	cancel()
 	wg.Wait()
+	// The reader can stop with the socket still open: on a frame over the read limit coder/websocket
+	// only sends close 1009 and returns, so without this the TCP connection leaked and the client
+	// saw its close only when its own close timeout fired (S18). Finish the close handshake (drain,
+	// wait for the client's close, at most ~5 s) and release the connection; a no-op when the socket
+	// is already closed.
+	_ = c.ws.Close(websocket.StatusInternalError, "")
 }
 
 func (c *Conn) readLoop(ctx context.Context) {
@@ -263,8 +269,10 @@ func (c *Conn) handle(frame []byte) {
 			c.replyError(code, "connection already holds the maximum number of subscriptions", req.RequestID)
 		}
 	case TypeUnsubscribe:
-		if code := ValidateChannel(req.Channel); code != "" {
-			c.replyError(code, "invalid channel name", req.RequestID)
+		// A reserved channel is never joined, so leaving it is simply acked (S5); channel_reserved
+		// applies to subscribe and publish only (§3.2).
+		if ValidateChannel(req.Channel) == CodeInvalidChannel {
+			c.replyError(CodeInvalidChannel, "invalid channel name", req.RequestID)
 			return
 		}
 		c.srv.broker.Unsubscribe(c, req.Channel, req.RequestID)

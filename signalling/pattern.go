@@ -90,59 +90,47 @@ func (p Pattern) String() string { return p.src }
 // Match reports whether the whole channel name matches.
 func (p Pattern) Match(name string) bool { return matchParts(p.parts, name) }
 
-// matchParts is a backtracking matcher with memoised failures: each (part, position) pair is
-// explored at most once, so matching costs O(len(parts)·len(name)) even for hostile patterns.
+// matchParts sweeps the name once per part, tracking every position the parts so far can end
+// at, so matching costs O(len(pattern)·len(name)) with no backtracking, even for hostile
+// patterns such as "*a*a*a*a*a*b".
 func matchParts(parts []patternPart, s string) bool {
-	var failed map[[2]int]bool
-	var match func(pi, pos int) bool
-	match = func(pi, pos int) bool {
-		for pi < len(parts) {
-			pt := parts[pi]
-			if pt.kind == partLiteral {
-				if !hasPrefixAt(s, pos, pt.lit) {
-					return false
-				}
-				pos += len(pt.lit)
-				pi++
-				continue
-			}
-			if pi == len(parts)-1 {
-				return pt.kind == partDoubleStar || !containsSlash(s[pos:])
-			}
-			key := [2]int{pi, pos}
-			if failed[key] {
-				return false
-			}
-			for i := pos; i <= len(s); i++ {
-				if match(pi+1, i) {
-					return true
-				}
-				if i < len(s) && s[i] == '/' && pt.kind == partStar {
-					break
+	cur := make([]bool, len(s)+1) // cur[i]: the parts so far can match s[:i]
+	next := make([]bool, len(s)+1)
+	cur[0] = true
+	for _, pt := range parts {
+		clear(next)
+		reachable := false
+		switch pt.kind {
+		case partLiteral:
+			for pos := 0; pos+len(pt.lit) <= len(s); pos++ {
+				if cur[pos] && hasPrefixAt(s, pos, pt.lit) {
+					next[pos+len(pt.lit)] = true
+					reachable = true
 				}
 			}
-			if failed == nil {
-				failed = map[[2]int]bool{}
+		case partStar, partDoubleStar:
+			active := false
+			for pos := 0; pos <= len(s); pos++ {
+				if pos > 0 && pt.kind == partStar && s[pos-1] == '/' {
+					active = false // * does not cross "/"
+				}
+				if cur[pos] {
+					active = true
+				}
+				next[pos] = active
+				reachable = reachable || active
 			}
-			failed[key] = true
+		}
+		if !reachable {
 			return false
 		}
-		return pos == len(s)
+		cur, next = next, cur
 	}
-	return match(0, 0)
+	return cur[len(s)]
 }
 
 func hasPrefixAt(s string, pos int, lit string) bool {
 	return len(s)-pos >= len(lit) && s[pos:pos+len(lit)] == lit
-}
-
-func containsSlash(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return true
-		}
-	}
-	return false
 }
 
 // PatternSet is a list of patterns; a name is allowed when any pattern matches.

@@ -98,7 +98,7 @@ func DecodeRequest(frame []byte) (*Request, error) {
 		}
 	}
 	t, ok := raw["type"]
-	if !ok || json.Unmarshal(t, &req.Type) != nil {
+	if !ok || isNull(t) || json.Unmarshal(t, &req.Type) != nil {
 		return nil, &DecodeError{Code: CodeMalformedMessage, RequestID: req.RequestID, Msg: "type missing or not a string"}
 	}
 	str := func(key string, dst *string) error {
@@ -270,8 +270,8 @@ func encodeWelcome(w Welcome) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string literal. Invalid UTF-8 is replaced with U+FFFD,
-// as encoding/json does.
+// appendJSONString appends s as a JSON string literal, byte-identical to encoding/json without
+// HTML escaping: \b and \f short escapes, invalid UTF-8 as \ufffd, U+2028/U+2029 escaped.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
@@ -292,6 +292,10 @@ func appendJSONString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
@@ -299,12 +303,18 @@ func appendJSONString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		// Multi-byte: let encoding/json handle the rare hard cases (invalid UTF-8, U+2028/9).
+		// Multi-byte: escape what encoding/json escapes (invalid UTF-8 as \ufffd, U+2028/9).
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == 0xFFFD && size == 1 || r == 0x2028 || r == 0x2029 {
+		if r == utf8.RuneError && size == 1 || r == 0x2028 || r == 0x2029 {
 			b = append(b, s[start:i]...)
-			enc, _ := json.Marshal(string([]rune{r}))
-			b = append(b, enc[1:len(enc)-1]...)
+			switch r {
+			case utf8.RuneError:
+				b = append(b, `\ufffd`...)
+			case 0x2028:
+				b = append(b, `\u2028`...)
+			default:
+				b = append(b, `\u2029`...)
+			}
 			i += size
 			start = i
 			continue
