@@ -104,3 +104,51 @@ type Events struct {
 	Message func(from string, data json.RawMessage, at time.Time)
 	Direct  func(from string, data json.RawMessage, at time.Time)
 }
+
+// Merge returns Events that call e's handlers, then other's.
+func (e Events) Merge(other Events) Events {
+	return Events{
+		PeerJoined:      chain2(e.PeerJoined, other.PeerJoined),
+		PeerLeft:        chain1(e.PeerLeft, other.PeerLeft),
+		SessionReplaced: chain3(e.SessionReplaced, other.SessionReplaced),
+		ConnectionState: chain3(e.ConnectionState, other.ConnectionState),
+		TrackStarted:    chain1(e.TrackStarted, other.TrackStarted),
+		TrackEnded:      chain2(e.TrackEnded, other.TrackEnded),
+		DataChannel:     chain2(e.DataChannel, other.DataChannel),
+		Message:         chain3(e.Message, other.Message),
+		Direct:          chain3(e.Direct, other.Direct),
+	}
+}
+
+func chain1[A any](f, g func(A)) func(A) {
+	return func(a A) {
+		if f != nil {
+			f(a)
+		}
+		if g != nil {
+			g(a)
+		}
+	}
+}
+
+func chain2[A, B any](f, g func(A, B)) func(A, B) {
+	return func(a A, b B) {
+		if f != nil {
+			f(a, b)
+		}
+		if g != nil {
+			g(a, b)
+		}
+	}
+}
+
+func chain3[A, B, C any](f, g func(A, B, C)) func(A, B, C) {
+	return func(a A, b B, c C) {
+		if f != nil {
+			f(a, b, c)
+		}
+		if g != nil {
+			g(a, b, c)
+		}
+	}
+}

@@ -68,15 +68,15 @@ type Publisher struct {
 	client *signalling.Client
 	out    *signalling.Outbox
 
-	ctx    context.Context
-	wg     sync.WaitGroup
-	sendWG sync.WaitGroup
+	ctx     context.Context
+	wg      sync.WaitGroup
+	sendWG  sync.WaitGroup
+	started chan struct{} // closed once Run started the senders
 
 	mu      sync.Mutex
 	streams []*localStream
 	conns   map[string]*conn
 	self    string
-	sent    map[string]int // packets-equivalent samples sent per track id
 }
 
 // conn is the PeerConnection to one remote member.
@@ -99,7 +99,7 @@ func New(cfg Config, api *webrtc.API) (*Publisher, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Publisher{cfg: cfg, api: api, log: cfg.Logger.With(logattr.Channel, cfg.Channel),
-		conns: map[string]*conn{}, sent: map[string]int{}}
+		conns: map[string]*conn{}, started: make(chan struct{})}
 	for _, s := range cfg.Streams {
 		ls, err := p.loadStream(s)
 		if err != nil {
@@ -191,6 +191,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		p.startSending(s)
 	}
 	p.mu.Unlock()
+	close(p.started)
 	octx, cancel := context.WithCancel(ctx)
 	p.wg.Add(1)
 	go func() { defer p.wg.Done(); p.out.Run(octx) }()
@@ -214,7 +215,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 // MediaDone returns a channel closed when every track sent its file once (never with Loop).
 func (p *Publisher) MediaDone() <-chan struct{} {
 	done := make(chan struct{})
-	go func() { p.sendWG.Wait(); close(done) }()
+	go func() {
+		<-p.started
+		p.sendWG.Wait()
+		close(done)
+	}()
 	return done
 }
 
@@ -238,9 +243,6 @@ func (p *Publisher) send(ctx context.Context, t *localTrack) {
 			if err := t.track.WriteSample(media.Sample{Data: s.data, Duration: s.duration}); err != nil && !errors.Is(err, context.Canceled) {
 				p.log.Debug("write sample", logattr.Err, err)
 			}
-			p.mu.Lock()
-			p.sent[t.desc.TrackID]++
-			p.mu.Unlock()
 			next = next.Add(s.duration)
 			select {
 			case <-ctx.Done():
