@@ -207,6 +207,11 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(ws, log, &AuthError{Close: code, Reason: reason})
 		return
 	}
+	if s.draining.Load() {
+		// Registered while Shutdown was broadcasting: it may have missed the going_away.
+		c.enqueue(encodeGoingAway(1000), TypeGoingAway)
+		c.closeWith(CloseGoingAway, "server shutting down")
+	}
 	kind := "token"
 	if id.Publishable {
 		kind = "key"
