@@ -53,6 +53,9 @@ type NetworkConfig struct {
 	// Codecs is the recording policy in preference order (names: opus, vp8, vp9, av1, h264).
 	// Only these are negotiated, so browsers never send what the recorder cannot write.
 	Codecs []string `mapstructure:"codecs" json:"codecs"`
+	// DisableNACK turns off retransmission requests. Only for measuring what NACK recovers;
+	// never in production.
+	DisableNACK bool `mapstructure:"disable_nack" json:"disable_nack"`
 }
 
 // Validate checks names, ports and addresses.
@@ -93,8 +96,9 @@ type Transport struct {
 	muxPC  net.PacketConn
 }
 
-// NewTransport builds the pion API for cfg. Close releases the mux socket.
-func NewTransport(cfg NetworkConfig, log *slog.Logger) (*Transport, error) {
+// NewTransport builds the pion API for cfg. Close releases the mux socket. extra interceptors
+// are placed outermost, nearest the network (e.g. loss injection in tests).
+func NewTransport(cfg NetworkConfig, log *slog.Logger, extra ...interceptor.Factory) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -130,7 +134,10 @@ func NewTransport(cfg NetworkConfig, log *slog.Logger) (*Transport, error) {
 		return nil, fmt.Errorf("register audio level: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	for _, f := range extra {
+		ir.Add(f)
+	}
+	if err := registerInterceptors(m, ir, cfg.DisableNACK); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 
@@ -185,6 +192,24 @@ func NewTransport(cfg NetworkConfig, log *slog.Logger) (*Transport, error) {
 	}
 	t.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	return t, nil
+}
+
+// registerInterceptors is pion's default set (NACK, RTCP reports, simulcast headers, stats,
+// TWCC feedback), optionally without NACK.
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, noNACK bool) error {
+	if !noNACK {
+		return webrtc.RegisterDefaultInterceptors(m, ir)
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
+		return err
+	}
+	return webrtc.ConfigureTWCCSender(m, ir)
 }
 
 // UDPMuxAddr is the bound address of the shared UDP port, or nil.

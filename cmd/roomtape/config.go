@@ -8,11 +8,14 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/roomtape/roomtape/bot"
+	"github.com/roomtape/roomtape/pipeline"
 	"github.com/roomtape/roomtape/signalling"
 )
 
@@ -20,7 +23,33 @@ import (
 type Config struct {
 	Log    LogConfig               `mapstructure:"log"`
 	Signal signalling.ServerConfig `mapstructure:"signal"`
+	// Profiles are named signalling services with the bot's credentials; jobs name one.
+	Profiles map[string]pipeline.Profile `mapstructure:"profiles"`
+	Bot      BotConfig                   `mapstructure:"bot"`
+	Recorder RecorderConfig              `mapstructure:"recorder"`
 }
+
+// BotConfig is how the bot presents itself and reaches browsers.
+type BotConfig struct {
+	PeerID             string            `mapstructure:"peer_id"`
+	PeerMetadata       map[string]any    `mapstructure:"peer_metadata"`
+	Announce           bool              `mapstructure:"announce"`
+	LeftGrace          time.Duration     `mapstructure:"left_grace"`
+	DeadSessionTimeout time.Duration     `mapstructure:"dead_session_timeout"`
+	MaxTracksPerPeer   int               `mapstructure:"max_tracks_per_peer"`
+	Network            bot.NetworkConfig `mapstructure:"network"`
+}
+
+// RecorderConfig is where and how files are written.
+type RecorderConfig struct {
+	OutDir          string        `mapstructure:"out_dir"`
+	JitterLatency   time.Duration `mapstructure:"jitter_latency"`
+	FlushInterval   time.Duration `mapstructure:"flush_interval"`
+	CaptureMessages bool          `mapstructure:"capture_messages"`
+}
+
+// boolDefaults are the options whose default is true (a zero bool cannot say "unset").
+var boolDefaults = []string{"signal.rate_limit.enabled", "bot.announce", "recorder.capture_messages"}
 
 // LogConfig selects the log output.
 type LogConfig struct {
@@ -43,6 +72,9 @@ const envPrefix = "ROOMTAPE"
 func ParseConfig(r io.Reader, flags map[string]*pflag.Flag, environ []string) (loadedConfig, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
+	for _, k := range boolDefaults {
+		v.SetDefault(k, true)
+	}
 	if r != nil {
 		if err := v.ReadConfig(r); err != nil {
 			return loadedConfig{}, fmt.Errorf("parse config: %w", err)
@@ -84,6 +116,26 @@ func ParseConfig(r io.Reader, flags map[string]*pflag.Flag, environ []string) (l
 	if err := lc.Signal.Validate(); err != nil {
 		return loadedConfig{}, err
 	}
+	if lc.Recorder.OutDir == "" {
+		lc.Recorder.OutDir = "recordings"
+	}
+	if lc.Bot.PeerID == "" {
+		lc.Bot.PeerID = "~roomtape-recorder"
+	}
+	if !signalling.ValidPeerID(lc.Bot.PeerID) {
+		return loadedConfig{}, &signalling.ConfigError{Field: "bot.peer_id", Msg: "must be 1-128 printable ASCII characters"}
+	}
+	if lc.Bot.PeerMetadata == nil {
+		lc.Bot.PeerMetadata = map[string]any{"roomtape": "recorder"}
+	}
+	if err := lc.Bot.Network.Validate(); err != nil {
+		return loadedConfig{}, err
+	}
+	for name, p := range lc.Profiles {
+		if err := p.Validate(); err != nil {
+			return loadedConfig{}, &signalling.ConfigError{Field: "profiles." + name, Msg: err.Error()}
+		}
+	}
 	return lc, nil
 }
 
@@ -104,8 +156,8 @@ func leafKeys(t reflect.Type, prefix string) []string {
 		switch {
 		case f.Type.Kind() == reflect.Struct && f.Type.String() != "time.Duration":
 			keys = append(keys, leafKeys(f.Type, key)...)
-		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
-			// lists of apps or servers only come from the file
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct, f.Type.Kind() == reflect.Map:
+			// lists (apps, servers) and maps (profiles, metadata) only come from the file
 		default:
 			keys = append(keys, key)
 		}

@@ -32,7 +32,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "configuration file (default ./config.yaml when present)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error (config log.level)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: auto, text, json (config log.format)")
-	root.AddCommand(newSignalCmd(g), newTokenCmd(g))
+	root.AddCommand(newSignalCmd(g), newTokenCmd(g), newPublishCmd(g), newRecordCmd(g))
 	return root
 }
 

@@ -1,0 +1,166 @@
+// Package pipeline runs recordings: one bot joined to a channel feeding one recorder.Recording,
+// with the stop rules a job asks for (maximum duration, empty channel), progress reporting, and
+// (in worker.go) jobs pulled from a NATS JetStream queue.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/roomtape/roomtape/bot"
+	"github.com/roomtape/roomtape/internal/logattr"
+	"github.com/roomtape/roomtape/recorder"
+	"github.com/roomtape/roomtape/signalling"
+)
+
+// RecordSpec is one recording to make now.
+type RecordSpec struct {
+	Bot      bot.Config       // channel, signalling connection, announce, grace periods
+	Recorder recorder.Options // output folder, recording id, jitter latency…
+	// MaxDuration stops the recording after this long (0 = until ctx ends).
+	MaxDuration time.Duration
+	// StopWhenEmpty stops once no other participant has been in the channel for this long (0 = never).
+	StopWhenEmpty time.Duration
+	// Progress, when set, receives a snapshot about once a second and once at the end.
+	Progress func(Progress)
+	Logger   *slog.Logger
+}
+
+// Progress is a live view of a recording.
+type Progress struct {
+	Elapsed      time.Duration
+	Participants int // currently present
+	Tracks       int // currently recording
+	Files        int
+	Bytes        uint64
+	Done         bool
+}
+
+// Stop reasons reported in the manifest's attempt.
+const (
+	ReasonMaxDuration = "max_duration"
+	ReasonEmpty       = "channel_empty"
+	ReasonStopped     = "stopped"
+)
+
+// Record joins the channel and records until ctx ends, the maximum duration passes or the
+// channel stays empty; the manifest is final when it returns. A signalling failure (e.g. invalid
+// credentials) fails the recording with that error.
+func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.Manifest, error) {
+	log := spec.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	spec.Recorder.Channel = spec.Bot.Channel
+	spec.Recorder.Logger = log
+	spec.Bot.Logger = log.With(logattr.Job, spec.Recorder.ID)
+	rec, err := recorder.Open(spec.Recorder)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu       sync.Mutex
+		present  = map[string]bool{}
+		tracks   int
+		emptyAt  = time.Now()
+		stopOnce sync.Once
+		reason   = ReasonStopped
+	)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	finish := func(r string) {
+		stopOnce.Do(func() {
+			mu.Lock()
+			reason = r
+			mu.Unlock()
+			stop()
+		})
+	}
+	events := rec.Events().Merge(bot.Events{
+		PeerJoined: func(id string, _ json.RawMessage) {
+			mu.Lock()
+			present[id] = true
+			mu.Unlock()
+		},
+		PeerLeft: func(id string) {
+			mu.Lock()
+			delete(present, id)
+			if len(present) == 0 {
+				emptyAt = time.Now()
+			}
+			mu.Unlock()
+		},
+		TrackStarted: func(bot.TrackInfo) { mu.Lock(); tracks++; mu.Unlock() },
+		TrackEnded:   func(bot.TrackInfo, bot.EndReason) { mu.Lock(); tracks--; mu.Unlock() },
+	})
+	b, err := bot.New(spec.Bot, t, rec, events)
+	if err != nil {
+		_, _ = rec.Close(recorder.StatusFailed, err.Error())
+		return nil, err
+	}
+	started := time.Now()
+	progress := func(done bool) {
+		if spec.Progress == nil {
+			return
+		}
+		m := rec.Snapshot()
+		p := Progress{Elapsed: time.Since(started), Done: done}
+		for _, f := range m.Files() {
+			p.Files++
+			p.Bytes += f.File.Bytes
+		}
+		mu.Lock()
+		p.Participants, p.Tracks = len(present), tracks
+		mu.Unlock()
+		spec.Progress(p)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-tick.C:
+				if spec.MaxDuration > 0 && time.Since(started) >= spec.MaxDuration {
+					finish(ReasonMaxDuration)
+				}
+				mu.Lock()
+				empty := len(present) == 0 && time.Since(emptyAt) >= spec.StopWhenEmpty
+				mu.Unlock()
+				if spec.StopWhenEmpty > 0 && empty {
+					finish(ReasonEmpty)
+				}
+				progress(false)
+			}
+		}
+	}()
+	runErr := b.Run(runCtx)
+	stop()
+	wg.Wait()
+	status := recorder.StatusFinished
+	mu.Lock()
+	why := reason
+	mu.Unlock()
+	if runErr != nil {
+		status, why = recorder.StatusFailed, runErr.Error()
+		var ce *signalling.CloseError
+		if errors.As(runErr, &ce) {
+			why = fmt.Sprintf("signalling closed %d: %s", ce.Code, ce.Reason)
+		}
+	}
+	m, cerr := rec.Close(status, why)
+	progress(true)
+	if runErr != nil {
+		return m, fmt.Errorf("record %s: %w", spec.Bot.Channel, runErr)
+	}
+	return m, cerr
+}

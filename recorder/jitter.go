@@ -1,0 +1,262 @@
+package recorder
+
+import (
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// jitterBuffer reorders one track's packets by extended sequence number and releases only
+// complete frames. It waits up to latency for a missing packet (long enough for NACK
+// retransmissions to arrive), then declares it lost. Duplicates (e.g. RTX copies) are dropped.
+// Padding-only packets keep the sequence continuous but carry no media.
+type jitterBuffer struct {
+	latency time.Duration
+	// perPacketFrames: every packet is a frame (audio). Otherwise a frame is the packets sharing
+	// one RTP timestamp, ending with the marker bit.
+	perPacketFrames bool
+	// frameStart reports whether a packet begins a frame (codec-specific); nil = unknown.
+	frameStart func(*rtp.Packet) bool
+
+	pkts     map[uint64]bufPacket
+	next     uint64 // next extended sequence number to release
+	highest  uint64
+	started  bool
+	released bool
+	unwrap   seqUnwrapper
+	// brokenTS is the timestamp of a frame known to be incomplete; its stray packets are dropped.
+	brokenTS    uint32
+	hasBrokenTS bool
+
+	stats jitterStats
+}
+
+type bufPacket struct {
+	p       *rtp.Packet
+	arrival time.Time
+}
+
+// jitterStats counts what happened to packets.
+type jitterStats struct {
+	Received   uint64 // packets accepted into the buffer
+	Duplicates uint64 // dropped as already buffered or released
+	Late       uint64 // arrived after their slot was declared lost
+	Lost       uint64 // never arrived within the latency
+	Recovered  uint64 // filled a hole after later packets had arrived (NACK/RTX or reordering)
+	Padding    uint64 // padding-only packets
+	Dropped    uint64 // media packets of incomplete frames that were discarded
+}
+
+// released is one frame leaving the buffer.
+type releasedFrame struct {
+	pkts    []*rtp.Packet
+	arrival time.Time // arrival of the frame's first packet
+	// lossBefore: packets were lost (or a broken frame discarded) since the previous frame.
+	lossBefore bool
+}
+
+func newJitterBuffer(latency time.Duration, perPacketFrames bool, frameStart func(*rtp.Packet) bool) *jitterBuffer {
+	return &jitterBuffer{latency: latency, perPacketFrames: perPacketFrames, frameStart: frameStart, pkts: map[uint64]bufPacket{}}
+}
+
+// reset forgets every buffered packet (SSRC change); statistics are kept.
+func (j *jitterBuffer) reset() {
+	j.pkts = map[uint64]bufPacket{}
+	j.started, j.released, j.hasBrokenTS = false, false, false
+	j.unwrap = seqUnwrapper{}
+}
+
+func (j *jitterBuffer) push(p *rtp.Packet, arrival time.Time) {
+	ext := j.unwrap.unwrap(p.SequenceNumber)
+	if !j.started {
+		j.started, j.next, j.highest = true, ext, ext
+	}
+	if ext < j.next {
+		if !j.released {
+			// Reordering before anything was released: start earlier.
+			j.next = ext
+		} else {
+			if len(p.Payload) > 0 {
+				j.stats.Late++
+			}
+			return
+		}
+	}
+	if _, dup := j.pkts[ext]; dup {
+		j.stats.Duplicates++
+		return
+	}
+	if ext > j.highest {
+		j.highest = ext
+	} else if ext < j.highest {
+		j.stats.Recovered++
+	}
+	if len(p.Payload) == 0 {
+		j.stats.Padding++
+	} else {
+		j.stats.Received++
+	}
+	j.pkts[ext] = bufPacket{p: p, arrival: arrival}
+}
+
+// pop releases the next complete frame, or ok=false when it must wait. With flush set (end of
+// track) it does not wait: what is complete is released, the rest counted as lost.
+func (j *jitterBuffer) pop(now time.Time, flush bool) (f releasedFrame, ok bool) {
+	loss := false
+	for len(j.pkts) > 0 {
+		head, present := j.pkts[j.next]
+		if !present {
+			// A hole at next: wait for it until the first packet after it is latency old.
+			first, firstArrival := j.firstAfter(j.next)
+			if !flush && now.Sub(firstArrival) < j.latency {
+				return releasedFrame{}, false
+			}
+			j.stats.Lost += first - j.next
+			j.next = first
+			loss = true
+			continue
+		}
+		if len(head.p.Payload) == 0 { // padding
+			delete(j.pkts, j.next)
+			j.next++
+			continue
+		}
+		if j.hasBrokenTS && head.p.Timestamp == j.brokenTS {
+			j.stats.Dropped++
+			delete(j.pkts, j.next)
+			j.next++
+			loss = true
+			continue
+		}
+		if j.perPacketFrames {
+			delete(j.pkts, j.next)
+			j.next++
+			j.released = true
+			return releasedFrame{pkts: []*rtp.Packet{head.p}, arrival: head.arrival, lossBefore: loss}, true
+		}
+		if (loss || !j.released) && j.frameStart != nil && !j.frameStart(head.p) {
+			// The frame's first packets were lost (or the track began mid-frame): everything of
+			// this timestamp is unusable.
+			j.brokenTS, j.hasBrokenTS = head.p.Timestamp, true
+			continue
+		}
+		end, complete := j.frameEnd(j.next, head.p.Timestamp)
+		if !complete {
+			if !flush && now.Sub(head.arrival) < j.latency {
+				return releasedFrame{}, false
+			}
+			// Give up on this frame: drop its packets and remember its timestamp.
+			j.brokenTS, j.hasBrokenTS = head.p.Timestamp, true
+			loss = true
+			continue
+		}
+		pkts := make([]*rtp.Packet, 0, end-j.next+1)
+		for e := j.next; e <= end; e++ {
+			if bp := j.pkts[e]; len(bp.p.Payload) > 0 {
+				pkts = append(pkts, bp.p)
+			}
+			delete(j.pkts, e)
+		}
+		j.next = end + 1
+		j.released = true
+		return releasedFrame{pkts: pkts, arrival: head.arrival, lossBefore: loss}, true
+	}
+	return releasedFrame{}, false
+}
+
+// frameEnd finds the last packet of the frame starting at start: contiguous packets with
+// timestamp ts up to the marker. A contiguous packet with a new timestamp also ends the frame
+// (a sender that sets no marker). complete=false when a packet is missing.
+func (j *jitterBuffer) frameEnd(start uint64, ts uint32) (uint64, bool) {
+	for e := start; ; e++ {
+		bp, ok := j.pkts[e]
+		if !ok {
+			return 0, false
+		}
+		if len(bp.p.Payload) == 0 {
+			// Padding inside or right after a frame: the frame is complete at the last media packet.
+			if e > start {
+				return e - 1, true
+			}
+			continue
+		}
+		if bp.p.Timestamp != ts {
+			return e - 1, true
+		}
+		if bp.p.Marker {
+			return e, true
+		}
+	}
+}
+
+// firstAfter returns the smallest buffered sequence number above seq and its arrival time.
+func (j *jitterBuffer) firstAfter(seq uint64) (uint64, time.Time) {
+	var best uint64
+	var at time.Time
+	found := false
+	for e, bp := range j.pkts {
+		if e > seq && (!found || e < best) {
+			best, at, found = e, bp.arrival, true
+		}
+	}
+	return best, at
+}
+
+// seqUnwrapper extends 16-bit RTP sequence numbers to 64 bits across wraps.
+type seqUnwrapper struct {
+	last    uint64
+	started bool
+}
+
+func (u *seqUnwrapper) unwrap(seq uint16) uint64 {
+	if !u.started {
+		u.started = true
+		u.last = 1<<16 + uint64(seq) // room below for reordered packets
+		return u.last
+	}
+	cycle := u.last &^ 0xFFFF
+	best := cycle | uint64(seq)
+	for _, c := range []uint64{cycle - 1<<16, cycle + 1<<16} {
+		cand := c | uint64(seq)
+		if absDiff(cand, u.last) < absDiff(best, u.last) {
+			best = cand
+		}
+	}
+	if best > u.last {
+		u.last = best
+	}
+	return best
+}
+
+// tsUnwrapper extends 32-bit RTP timestamps to 64 bits across wraps.
+type tsUnwrapper struct {
+	last    uint64
+	started bool
+}
+
+func (u *tsUnwrapper) unwrap(ts uint32) uint64 {
+	if !u.started {
+		u.started = true
+		u.last = 1<<32 + uint64(ts)
+		return u.last
+	}
+	cycle := u.last &^ 0xFFFFFFFF
+	best := cycle | uint64(ts)
+	for _, c := range []uint64{cycle - 1<<32, cycle + 1<<32} {
+		cand := c | uint64(ts)
+		if absDiff(cand, u.last) < absDiff(best, u.last) {
+			best = cand
+		}
+	}
+	if best > u.last {
+		u.last = best
+	}
+	return best
+}
+
+func absDiff(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}

@@ -1,0 +1,359 @@
+package recorder
+
+import (
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/roomtape/roomtape/bot"
+	"github.com/roomtape/roomtape/internal/logattr"
+)
+
+// Keyframe policy (field notes, pitfall 1): PLI at start, every 200 ms while waiting, after loss
+// at most once a second, and a warning when none arrived for 4 s.
+const (
+	pliWhileWaiting  = 200 * time.Millisecond
+	pliAfterLossMin  = time.Second
+	keyframeWatchdog = 4 * time.Second
+	// maxClockDrift re-anchors the RTP timeline to arrival time when they disagree by more than
+	// this (timestamp jumps, sender restarts).
+	maxClockDrift = 5 * time.Second
+	opusRate      = 48000
+	videoRate     = 90000
+)
+
+type eventKind uint8
+
+const (
+	evRTP eventKind = iota
+	evRTCP
+	evEnd
+)
+
+type trackEvent struct {
+	kind   eventKind
+	pkt    *rtp.Packet
+	at     time.Time
+	rtcp   []rtcp.Packet
+	reason bot.EndReason
+}
+
+// trackRec records one remote track: WriteRTP (the bot's reader goroutine) only queues; the
+// worker goroutine reorders, assembles, gates, times and writes, so a slow disk never stalls the
+// reader and a full queue drops packets (counted) instead of blocking.
+type trackRec struct {
+	rec  *Recording
+	info bot.TrackInfo
+	ctrl bot.TrackControl
+	log  *slog.Logger
+	mt   *Track
+
+	in          chan trackEvent
+	done        chan struct{}
+	endOnce     sync.Once
+	reconnected atomic.Bool
+	queueDrops  atomic.Uint64
+
+	// Worker state.
+	audio     bool
+	jb        *jitterBuffer
+	dep       Depacketizer
+	ssrc      uint32
+	ts        tsUnwrapper
+	anchored  bool
+	anchorExt uint64
+	anchorAt  time.Time
+	gapCause  string // cause of the next timeline gap, when known
+
+	seg      *segment
+	segCount int
+
+	waitingKF bool
+	waitSince time.Time
+	lastPLI   time.Time
+	warnedKF  bool
+}
+
+func newTrackRec(r *Recording, info bot.TrackInfo, ctrl bot.TrackControl, mt *Track) (*trackRec, error) {
+	t := &trackRec{
+		rec: r, info: info, ctrl: ctrl, mt: mt,
+		log:   r.log.With(logattr.Peer, info.PeerID, logattr.Track, info.TrackID, "kind", info.Kind),
+		in:    make(chan trackEvent, 4096),
+		done:  make(chan struct{}),
+		audio: info.Kind == "audio",
+		ssrc:  info.SSRC,
+	}
+	dep, err := NewDepacketizer(info.MimeType)
+	if err != nil {
+		return nil, err
+	}
+	t.dep = dep
+	t.jb = newJitterBuffer(r.opts.JitterLatency, t.audio, frameStartFunc(info.MimeType))
+	if !t.audio {
+		t.waitingKF = true
+		t.waitSince = time.Now()
+	}
+	return t, nil
+}
+
+// WriteRTP queues a packet; it never blocks.
+func (t *trackRec) WriteRTP(pkt *rtp.Packet, arrival time.Time) {
+	select {
+	case t.in <- trackEvent{kind: evRTP, pkt: pkt, at: arrival}:
+	default:
+		if t.queueDrops.Add(1)%100 == 1 {
+			t.log.Warn("recorder queue full; dropping packets", "dropped", t.queueDrops.Load())
+		}
+	}
+}
+
+// WriteRTCP queues sender reports for the timeline mapping.
+func (t *trackRec) WriteRTCP(pkts []rtcp.Packet, arrival time.Time) {
+	select {
+	case t.in <- trackEvent{kind: evRTCP, rtcp: pkts, at: arrival}:
+	default:
+	}
+}
+
+// Reconnected marks the next timeline gap as caused by a reconnect (ICE restart).
+func (t *trackRec) Reconnected() { t.reconnected.Store(true) }
+
+// End finishes the track: remaining complete frames are written and the file is closed.
+func (t *trackRec) End(reason bot.EndReason) {
+	t.endOnce.Do(func() {
+		t.in <- trackEvent{kind: evEnd, reason: reason}
+	})
+	<-t.done
+}
+
+func (t *trackRec) run() {
+	defer close(t.done)
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("panic in track recorder; closing its file", "panic", r)
+			t.closeSegment("panic", true)
+			t.drain()
+		}
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	flush := time.NewTicker(t.rec.opts.FlushInterval)
+	defer flush.Stop()
+	for {
+		select {
+		case ev := <-t.in:
+			switch ev.kind {
+			case evRTP:
+				t.onPacket(ev.pkt, ev.at)
+			case evRTCP:
+				t.onRTCP(ev.rtcp, ev.at)
+			case evEnd:
+				t.release(time.Now(), true)
+				t.closeSegment(string(ev.reason), false)
+				return
+			}
+			t.release(time.Now(), false)
+		case now := <-tick.C:
+			t.release(now, false)
+			t.keyframeTimers(now)
+		case <-flush.C:
+			if t.seg != nil {
+				if err := t.seg.flush(); err != nil {
+					t.log.Error("flush failed", logattr.Err, err)
+				}
+				t.rec.updateFile(t.seg.mf, t.seg.stats(t.jb.stats, t.queueDrops.Load()))
+			}
+		}
+	}
+}
+
+// drain keeps accepting events after a failure so the bot's reader never blocks on End.
+func (t *trackRec) drain() {
+	for ev := range t.in {
+		if ev.kind == evEnd {
+			return
+		}
+	}
+}
+
+func (t *trackRec) onPacket(p *rtp.Packet, at time.Time) {
+	if p.SSRC != t.ssrc {
+		// A new SSRC restarts sequence and timestamp spaces: release what is complete, then
+		// re-anchor the timeline at arrival time (the gap is recorded).
+		t.log.Info("ssrc changed", "old", t.ssrc, "new", p.SSRC)
+		t.release(at, true)
+		t.jb.reset()
+		t.ts = tsUnwrapper{}
+		t.anchored = false
+		t.ssrc = p.SSRC
+		t.gapCause = "ssrc_change"
+		if !t.audio {
+			t.closeGate(at)
+		}
+	}
+	t.jb.push(p, at)
+}
+
+func (t *trackRec) onRTCP(pkts []rtcp.Packet, at time.Time) {
+	for _, p := range pkts {
+		if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == t.ssrc && t.seg != nil {
+			t.seg.senderReport(sr, at)
+		}
+	}
+}
+
+// release writes every frame the jitter buffer lets go.
+func (t *trackRec) release(now time.Time, flush bool) {
+	for {
+		f, ok := t.jb.pop(now, flush)
+		if !ok {
+			return
+		}
+		t.writeFrame(f)
+	}
+}
+
+// mediaTime maps a frame's RTP timestamp to wall-clock time: 64-bit extended RTP time anchored
+// at the arrival of the first frame, re-anchored when it drifts more than maxClockDrift.
+func (t *trackRec) mediaTime(f releasedFrame) time.Time {
+	rate := float64(t.info.ClockRate)
+	if rate == 0 {
+		rate = videoRate
+	}
+	ext := t.ts.unwrap(f.pkts[0].Timestamp)
+	if !t.anchored {
+		t.anchored, t.anchorExt, t.anchorAt = true, ext, f.arrival
+		return f.arrival
+	}
+	delta := float64(int64(ext-t.anchorExt)) / rate
+	wall := t.anchorAt.Add(time.Duration(delta * float64(time.Second)))
+	if d := wall.Sub(f.arrival); d > maxClockDrift || d < -maxClockDrift {
+		t.log.Info("RTP timeline jumped; re-anchoring to arrival time", "drift", d.Round(time.Millisecond))
+		t.anchorExt, t.anchorAt = ext, f.arrival
+		if t.gapCause == "" {
+			t.gapCause = "timestamp_jump"
+		}
+		return f.arrival
+	}
+	return wall
+}
+
+func (t *trackRec) writeFrame(f releasedFrame) {
+	if len(f.pkts) == 0 {
+		return
+	}
+	if t.reconnected.Swap(false) {
+		t.gapCause = "reconnect"
+	}
+	if f.lossBefore && t.gapCause == "" {
+		t.gapCause = "loss"
+	}
+	wall := t.mediaTime(f)
+	frame, err := t.dep.Depacketize(f.pkts)
+	if err != nil {
+		t.log.Debug("undecodable frame dropped", logattr.Err, err)
+		if !t.audio {
+			t.closeGate(f.arrival)
+		}
+		return
+	}
+	if len(frame.Data) == 0 {
+		return
+	}
+	if !t.audio {
+		if f.lossBefore {
+			t.closeGate(f.arrival)
+		}
+		if t.waitingKF {
+			if !frame.Keyframe {
+				return
+			}
+			t.openGate(f.arrival)
+		}
+	}
+	if t.seg == nil {
+		if err := t.openSegment(wall, frame); err != nil {
+			t.log.Error("cannot open recording file", logattr.Err, err)
+			return
+		}
+	}
+	if err := t.seg.write(frame, wall, t.takeGapCause()); err != nil {
+		t.log.Error("write failed; closing the file", logattr.Err, err)
+		t.closeSegment("write_error", true)
+	}
+}
+
+func (t *trackRec) takeGapCause() string {
+	c := t.gapCause
+	if c == "" {
+		c = "silence" // the sender paused: DTX, mute, or a track with nothing to send
+	}
+	t.gapCause = ""
+	return c
+}
+
+func (t *trackRec) openSegment(start time.Time, first Frame) error {
+	t.segCount++
+	seg, err := t.rec.openSegment(t, start, first)
+	if err != nil {
+		return err
+	}
+	t.seg = seg
+	return nil
+}
+
+func (t *trackRec) closeSegment(reason string, partial bool) {
+	if t.seg == nil {
+		return
+	}
+	seg := t.seg
+	t.seg = nil
+	t.rec.closeSegment(seg, reason, partial, seg.stats(t.jb.stats, t.queueDrops.Load()))
+}
+
+func (t *trackRec) closeGate(at time.Time) {
+	if t.waitingKF {
+		return
+	}
+	t.waitingKF, t.waitSince, t.warnedKF = true, at, false
+	if at.Sub(t.lastPLI) >= pliAfterLossMin {
+		t.requestKeyframe(at)
+	}
+}
+
+func (t *trackRec) openGate(at time.Time) {
+	t.waitingKF = false
+	if t.seg != nil {
+		t.seg.keyframeWait(t.waitSince, at)
+	}
+}
+
+func (t *trackRec) keyframeTimers(now time.Time) {
+	if t.audio || !t.waitingKF {
+		return
+	}
+	if now.Sub(t.lastPLI) >= pliWhileWaiting {
+		t.requestKeyframe(now)
+	}
+	if !t.warnedKF && now.Sub(t.waitSince) >= keyframeWatchdog {
+		t.warnedKF = true
+		t.log.Warn("no keyframe received", "waiting", now.Sub(t.waitSince).Round(time.Millisecond))
+	}
+}
+
+func (t *trackRec) requestKeyframe(now time.Time) {
+	t.lastPLI = now
+	if t.ctrl != nil {
+		t.ctrl.RequestKeyframe()
+	}
+}
+
+// samplesAt converts a duration to 48 kHz samples, rounded.
+func samplesAt(d time.Duration) int64 {
+	return int64(math.Round(d.Seconds() * opusRate))
+}
