@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/fixtures"
+	"github.com/roomtape/roomtape/internal/testenv"
 	"github.com/roomtape/roomtape/publisher"
 	"github.com/roomtape/roomtape/signalling"
 )
@@ -23,28 +23,11 @@ const (
 	testSecret = "sk_secret_bot"
 )
 
-// startServer runs a real signalling server on a loopback port.
+// startServer runs a real signalling server with the test app on a loopback port.
 func startServer(t *testing.T) string {
-	t.Helper()
-	srv, err := signalling.NewServer(signalling.ServerConfig{Apps: []signalling.AppConfig{{
+	return testenv.SignalServer(t, signalling.ServerConfig{Apps: []signalling.AppConfig{{
 		ID: "app", SecretKeys: []signalling.SecretKeyConfig{{ID: testKeyID, Secret: testSecret}},
-	}}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return "ws://" + ln.Addr().String()
+	}}})
 }
 
 func creds(sub string, peerMeta string) signalling.SecretKeyCredentials {
@@ -55,15 +38,7 @@ func creds(sub string, peerMeta string) signalling.SecretKeyCredentials {
 	return c
 }
 
-func loopbackTransport(t *testing.T) *bot.Transport {
-	t.Helper()
-	tr, err := bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: []string{"127.0.0.0/8"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	return tr
-}
+func loopbackTransport(t *testing.T) *bot.Transport { return testenv.Transport(t) }
 
 // collector is a Consumer that records what arrived.
 type collector struct {

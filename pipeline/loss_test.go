@@ -14,6 +14,7 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/fixtures"
+	"github.com/roomtape/roomtape/internal/testenv"
 	"github.com/roomtape/roomtape/pipeline"
 	"github.com/roomtape/roomtape/publisher"
 	"github.com/roomtape/roomtape/recorder"
@@ -29,7 +30,9 @@ type lossFactory struct {
 	dropped map[uint64]bool
 }
 
-func (f *lossFactory) NewInterceptor(string) (interceptor.Interceptor, error) { return &lossInterceptor{f: f}, nil }
+func (f *lossFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &lossInterceptor{f: f}, nil
+}
 
 type lossInterceptor struct {
 	interceptor.NoOp
@@ -69,11 +72,13 @@ func TestRecordWithFivePercentLoss(t *testing.T) {
 	for _, nack := range []bool{true, false} {
 		url := startServer(t)
 		loss := &lossFactory{every: 20, dropped: map[uint64]bool{}}
-		pubTr, err := bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: []string{"127.0.0.0/8"}}, nil, loss)
+		pubTr, err := bot.NewTransport(testenv.LoopbackNetwork(), nil, loss)
 		if err != nil {
 			t.Fatal(err)
 		}
-		botTr, err := bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: []string{"127.0.0.0/8"}, DisableNACK: !nack}, nil)
+		botNet := testenv.LoopbackNetwork()
+		botNet.DisableNACK = !nack
+		botTr, err := bot.NewTransport(botNet, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,42 +13,16 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/fixtures"
+	"github.com/roomtape/roomtape/internal/testenv"
 	"github.com/roomtape/roomtape/pipeline"
 	"github.com/roomtape/roomtape/publisher"
 	"github.com/roomtape/roomtape/recorder"
 	"github.com/roomtape/roomtape/signalling"
 )
 
-func startServer(t *testing.T) string {
-	t.Helper()
-	srv, err := signalling.NewServer(signalling.ServerConfig{}, nil) // built-in demo app
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return "ws://" + ln.Addr().String()
-}
+func startServer(t *testing.T) string { return testenv.SignalServer(t, signalling.ServerConfig{}) }
 
-func transport(t *testing.T) *bot.Transport {
-	t.Helper()
-	tr, err := bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: []string{"127.0.0.0/8"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	return tr
-}
+func transport(t *testing.T) *bot.Transport { return testenv.Transport(t) }
 
 func startPublisher(t *testing.T, url, sub string, tr *bot.Transport, streams ...publisher.Stream) (*publisher.Publisher, func()) {
 	t.Helper()

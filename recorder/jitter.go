@@ -202,23 +202,25 @@ func (j *jitterBuffer) firstAfter(seq uint64) (uint64, time.Time) {
 	return best, at
 }
 
-// seqUnwrapper extends 16-bit RTP sequence numbers to 64 bits across wraps.
-type seqUnwrapper struct {
+// unwrapper extends an n-bit RTP counter (16-bit sequence numbers, 32-bit timestamps) to 64
+// bits across wraps, choosing the candidate closest to the newest value seen (so packets
+// reordered across a wrap land on the right side of it).
+type unwrapper struct {
 	last    uint64
 	started bool
 }
 
-func (u *seqUnwrapper) unwrap(seq uint16) uint64 {
+func (u *unwrapper) unwrap(v uint64, bits uint) uint64 {
+	span := uint64(1) << bits
 	if !u.started {
 		u.started = true
-		u.last = 1<<16 + uint64(seq) // room below for reordered packets
+		u.last = span + v // room below for reordered values
 		return u.last
 	}
-	cycle := u.last &^ 0xFFFF
-	best := cycle | uint64(seq)
-	for _, c := range []uint64{cycle - 1<<16, cycle + 1<<16} {
-		cand := c | uint64(seq)
-		if absDiff(cand, u.last) < absDiff(best, u.last) {
+	cycle := u.last &^ (span - 1)
+	best := cycle | v
+	for _, c := range []uint64{cycle - span, cycle + span} {
+		if cand := c | v; absDiff(cand, u.last) < absDiff(best, u.last) {
 			best = cand
 		}
 	}
@@ -228,31 +230,15 @@ func (u *seqUnwrapper) unwrap(seq uint16) uint64 {
 	return best
 }
 
-// tsUnwrapper extends 32-bit RTP timestamps to 64 bits across wraps.
-type tsUnwrapper struct {
-	last    uint64
-	started bool
-}
+// seqUnwrapper extends 16-bit sequence numbers.
+type seqUnwrapper struct{ u unwrapper }
 
-func (u *tsUnwrapper) unwrap(ts uint32) uint64 {
-	if !u.started {
-		u.started = true
-		u.last = 1<<32 + uint64(ts)
-		return u.last
-	}
-	cycle := u.last &^ 0xFFFFFFFF
-	best := cycle | uint64(ts)
-	for _, c := range []uint64{cycle - 1<<32, cycle + 1<<32} {
-		cand := c | uint64(ts)
-		if absDiff(cand, u.last) < absDiff(best, u.last) {
-			best = cand
-		}
-	}
-	if best > u.last {
-		u.last = best
-	}
-	return best
-}
+func (s *seqUnwrapper) unwrap(seq uint16) uint64 { return s.u.unwrap(uint64(seq), 16) }
+
+// tsUnwrapper extends 32-bit timestamps.
+type tsUnwrapper struct{ u unwrapper }
+
+func (t *tsUnwrapper) unwrap(ts uint32) uint64 { return t.u.unwrap(uint64(ts), 32) }
 
 func absDiff(a, b uint64) uint64 {
 	if a > b {
