@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
