@@ -110,7 +110,7 @@ type Identity struct {
 	Metadata     json.RawMessage
 	PeerMetadata json.RawMessage
 	Publishable  bool
-	KeyID        string // publishable key or secret key id (never a secret)
+	KeyID        string // secret key id, or a redacted publishable key: safe to log
 
 	actions       actionSet
 	keyPatterns   PatternSet
@@ -183,7 +183,7 @@ func (a *Authenticator) Publishable(key, origin string) (*Identity, error) {
 		return nil, invalidToken("origin %q not allowed for this key", origin)
 	}
 	return &Identity{
-		App: e.app, PeerID: uuid.NewString(), Publishable: true, KeyID: e.key.Key,
+		App: e.app, PeerID: uuid.NewString(), Publishable: true, KeyID: redactKey(e.key.Key),
 		actions: newActionSet(e.key.Actions), keyPatterns: e.patterns,
 	}, nil
 }
@@ -315,4 +315,13 @@ func compactOrNil(v json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return buf.Bytes()
+}
+
+// redactKey keeps enough of a publishable key to tell keys apart in logs. A publishable key is
+// public but it is the whole credential, so it is never logged in full.
+func redactKey(k string) string {
+	if len(k) <= 10 {
+		return "…"
+	}
+	return k[:10] + "…"
 }
