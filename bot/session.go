@@ -208,12 +208,19 @@ func (s *session) close(reason EndReason) {
 	s.readers.Wait()
 }
 
-// reason is why a track of this session ended: the session's close reason, else removal.
+// reason is why a track of this session ended: the session's close reason; the connection lost
+// when pion closed the PeerConnection by itself (the browser closed its RTCPeerConnection and
+// pion reacts to the DTLS close_notify: the SDK does that when it swaps connections after a
+// reconnect, on close() and on peer-left, before any new offer arrives); else removal by
+// renegotiation (B14).
 func (s *session) reason() EndReason {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return s.endReason
+	}
+	if s.pc.SignalingState() == webrtc.SignalingStateClosed { // set before pion stops the receivers
+		return EndConnectionLost
 	}
 	return EndRemoved
 }

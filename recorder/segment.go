@@ -62,6 +62,13 @@ type fileStats struct {
 }
 
 func (s *segment) stats(j jitterStats, queueDrops uint64) fileStats {
+	var sr *SenderReport
+	if s.sr != nil {
+		// A copy: the manifest is encoded under the recording's lock while this track's worker
+		// keeps counting sender reports into s.sr without it.
+		c := *s.sr
+		sr = &c
+	}
 	return fileStats{
 		DurationMs: s.duration().Milliseconds(), Frames: s.frames, Bytes: s.bytes,
 		Packets: j.Received, Lost: j.Lost, Recovered: j.Recovered, Late: j.Late, Duplicates: j.Duplicates,
@@ -69,7 +76,7 @@ func (s *segment) stats(j jitterStats, queueDrops uint64) fileStats {
 		Gaps:              append([]Gap(nil), s.gaps...),
 		KeyframeWaits:     append([]KeyframeWait(nil), s.waits...),
 		ResolutionChanges: append([]ResolutionChange(nil), s.resizes...),
-		Width:             s.width, Height: s.height, SenderReport: s.sr,
+		Width:             s.width, Height: s.height, SenderReport: sr,
 	}
 }
 

@@ -25,6 +25,9 @@ const (
 	EventICECandidateError      = "ice-candidate-error"     // RemotePeer "ice-candidate-error": Peer, Error
 	EventConnectionReset        = "connection-reset"        // RemotePeer "connection-reset": Peer
 	EventDataChannel            = "data-channel"            // RemotePeer "data-channel": Peer, Label
+	EventDataChannelCreated     = "dc-created"              // the page created its data channel (JoinOptions.DataChannel): Peer, Label
+	EventDataChannelOpen        = "dc-open"                 // that channel's "open": Peer, Label
+	EventDataChannelClose       = "dc-close"                // that channel's "close": Peer, Label
 	EventSignallingConnected    = "signalling-connected"    // SignallingClient "connected": Peer, Reconnect
 	EventSignallingDisconnected = "signalling-disconnected" // SignallingClient "disconnected": Code, Reason, WillReconnect
 	EventServerError            = "server-error"            // SignallingClient "server-error": ErrorCode, Error

@@ -48,6 +48,11 @@ type JoinOptions struct {
 	NoReconnect bool `json:"-"`
 	// InactivityTimeoutMs is the SDK option of the same name; 0 keeps the default.
 	InactivityTimeoutMs int `json:"-"`
+	// DataChannel, when set, makes the page act like an app that opens a data
+	// channel with this label to every remote peer: remote.pc.createDataChannel
+	// on "peer-joined" and again on "connection-reset" (the old channel dies
+	// with the replaced RTCPeerConnection). See EventDataChannelOpen.
+	DataChannel string `json:"-"`
 }
 
 // LocalStream describes a stream the page captured and handed to the SDK.
@@ -249,6 +254,9 @@ func (p *Page) TryJoin(o JoinOptions) (string, error) {
 	}
 	if o.InactivityTimeoutMs != 0 {
 		args["inactivityTimeoutMs"] = o.InactivityTimeoutMs
+	}
+	if o.DataChannel != "" {
+		args["dataChannel"] = o.DataChannel
 	}
 	var res PeerState
 	if err := p.call("join", &res, args); err != nil {

@@ -12,6 +12,10 @@
   let seq = 0;
   let peer = null;
   let currentToken = null;
+  // Label of the data channel the page opens to every remote peer (join option
+  // dataChannel), like an app that calls remote.pc.createDataChannel on
+  // "peer-joined" and again on "connection-reset" (§5.15); null = none.
+  let dcLabel = null;
   // role -> {stream, metadata, added}: local streams (camera, screen, ...).
   const local = new Map();
   // Inbound tracks by id, so tests can inspect them (readyState, muted).
@@ -102,6 +106,24 @@
     push("track-meta", { peer: e.from, trackId: m.trackId, metadata: plain(m.metadata) });
   }
 
+  // openDataChannel creates the page's data channel on the remote peer's
+  // current RTCPeerConnection and records its lifecycle (dc-created, dc-open,
+  // dc-close).
+  function openDataChannel(remote) {
+    if (!dcLabel) return;
+    const id = remote.id;
+    let ch;
+    try {
+      ch = remote.pc.createDataChannel(dcLabel);
+    } catch (e) {
+      push("page-error", { error: "createDataChannel: " + errText(e) });
+      return;
+    }
+    push("dc-created", { peer: id, label: ch.label });
+    ch.addEventListener("open", function () { push("dc-open", { peer: id, label: ch.label }); });
+    ch.addEventListener("close", function () { push("dc-close", { peer: id, label: ch.label }); });
+  }
+
   function wireRemote(remote) {
     const id = remote.id;
     remote.on("state-change", function (e) {
@@ -148,6 +170,7 @@
     });
     remote.on("connection-reset", function () {
       push("connection-reset", { peer: id });
+      openDataChannel(remote); // channels die with the old RTCPeerConnection
     });
     remote.on("data-channel", function (e) {
       push("data-channel", { peer: id, label: e.channel.label });
@@ -167,6 +190,7 @@
     p.on("peer-joined", function (e) {
       push("peer-joined", { peer: e.peer.id, metadata: plain(e.peer.metadata) });
       wireRemote(e.peer);
+      openDataChannel(e.peer);
     });
     p.on("peer-left", function (e) {
       push("peer-left", { peer: e.peer.id });
@@ -268,6 +292,7 @@
       if (opts.reconnect === false) o.reconnect = false;
       else if (opts.reconnect) o.reconnect = opts.reconnect;
       if (opts.inactivityTimeoutMs !== undefined) o.inactivityTimeoutMs = opts.inactivityTimeoutMs;
+      dcLabel = opts.dataChannel || null;
       if (opts.apiKey) {
         o.apiKey = opts.apiKey;
       } else if (opts.token) {
