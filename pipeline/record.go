@@ -28,7 +28,12 @@ type RecordSpec struct {
 	StopWhenEmpty time.Duration
 	// Progress, when set, receives a snapshot about once a second and once at the end.
 	Progress func(Progress)
-	Logger   *slog.Logger
+	// Events, when set, receives the bot's events too (after the recorder's own handlers).
+	Events bot.Events
+	// OnOpen, when set, is called with the recording once its folder and manifest exist (before
+	// the bot joins), e.g. to watch rec.Snapshot for the first keyframe.
+	OnOpen func(rec *recorder.Recording)
+	Logger *slog.Logger
 }
 
 // Progress is a live view of a recording.
@@ -50,7 +55,9 @@ const (
 
 // Record joins the channel and records until ctx ends, the maximum duration passes or the
 // channel stays empty; the manifest is final when it returns. A signalling failure (e.g. invalid
-// credentials) fails the recording with that error.
+// credentials) fails the recording with that error. When ctx ends with the cause ErrInterrupted
+// (context.WithCancelCause), the attempt is finalized as "interrupted" instead of "finished": its
+// files are closed and valid, and a later Record of the same id continues the recording.
 func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.Manifest, error) {
 	log := spec.Logger
 	if log == nil {
@@ -62,6 +69,9 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 	rec, err := recorder.Open(spec.Recorder)
 	if err != nil {
 		return nil, err
+	}
+	if spec.OnOpen != nil {
+		spec.OnOpen(rec)
 	}
 	var (
 		mu       sync.Mutex
@@ -97,7 +107,7 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 		},
 		TrackStarted: func(bot.TrackInfo) { mu.Lock(); tracks++; mu.Unlock() },
 		TrackEnded:   func(bot.TrackInfo, bot.EndReason) { mu.Lock(); tracks--; mu.Unlock() },
-	})
+	}).Merge(spec.Events)
 	b, err := bot.New(spec.Bot, t, rec, events)
 	if err != nil {
 		_, _ = rec.Close(recorder.StatusFailed, err.Error())
@@ -150,6 +160,9 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 	mu.Lock()
 	why := reason
 	mu.Unlock()
+	if cause := context.Cause(ctx); runErr == nil && ctx.Err() != nil && errors.Is(cause, ErrInterrupted) {
+		status, why = recorder.StatusInterrupted, cause.Error()
+	}
 	if runErr != nil {
 		status, why = recorder.StatusFailed, runErr.Error()
 		var ce *signalling.CloseError

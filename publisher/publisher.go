@@ -37,7 +37,11 @@ type Config struct {
 	Signalling signalling.ClientConfig
 	Streams    []Stream
 	// Loop repeats the media forever; otherwise each track sends its file once.
-	Loop   bool
+	Loop bool
+	// Peers, when set, limits the members this publisher connects to (offers to): only those for
+	// which it returns true. Nil connects to every member, like the SDK. Benchmarks use it so that
+	// N publishers in one channel send to the receiver under test instead of forming a mesh.
+	Peers  func(peerID string) bool
 	Logger *slog.Logger
 }
 
@@ -358,7 +362,7 @@ func (p *Publisher) onPresence(ev signalling.PresenceEvent) {
 		}
 	}
 	for _, e := range ev.Joined {
-		if e.PeerID == p.self {
+		if e.PeerID == p.self || (p.cfg.Peers != nil && !p.cfg.Peers(e.PeerID)) {
 			continue
 		}
 		if c := p.conns[e.PeerID]; c != nil {

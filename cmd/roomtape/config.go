@@ -27,6 +27,18 @@ type Config struct {
 	Profiles map[string]pipeline.Profile `mapstructure:"profiles"`
 	Bot      BotConfig                   `mapstructure:"bot"`
 	Recorder RecorderConfig              `mapstructure:"recorder"`
+	// NATS is the job queue (embedded server by default); Worker and Jobs configure `roomtape worker`.
+	NATS   pipeline.NATSConfig  `mapstructure:"nats"`
+	Worker WorkerConfig         `mapstructure:"worker"`
+	Jobs   pipeline.JobDefaults `mapstructure:"jobs"`
+}
+
+// WorkerConfig is the `roomtape worker` daemon.
+type WorkerConfig struct {
+	ID            string        `mapstructure:"id"`             // default <hostname>-<random>
+	Capacity      int           `mapstructure:"capacity"`       // jobs at once; 0 = CPU count
+	DrainTimeout  time.Duration `mapstructure:"drain_timeout"`  // SIGTERM: finish within, else hand back
+	MetricsListen string        `mapstructure:"metrics_listen"` // /healthz /readyz /metrics; "" = off
 }
 
 // BotConfig is how the bot presents itself and reaches browsers.
@@ -130,6 +142,23 @@ func ParseConfig(r io.Reader, flags map[string]*pflag.Flag, environ []string) (l
 	}
 	if err := lc.Bot.Network.Validate(); err != nil {
 		return loadedConfig{}, err
+	}
+	lc.NATS.Defaults()
+	if err := lc.NATS.Validate(); err != nil {
+		return loadedConfig{}, fmt.Errorf("%w: %w", signalling.ErrInvalidConfig, err)
+	}
+	lc.Jobs.Defaults()
+	if err := lc.Jobs.Validate(); err != nil {
+		return loadedConfig{}, fmt.Errorf("%w: %w", signalling.ErrInvalidConfig, err)
+	}
+	if lc.Worker.Capacity < 0 {
+		return loadedConfig{}, &signalling.ConfigError{Field: "worker.capacity", Msg: "must be >= 0 (0 = CPU count)"}
+	}
+	if lc.Worker.DrainTimeout < 0 {
+		return loadedConfig{}, &signalling.ConfigError{Field: "worker.drain_timeout", Msg: "must be >= 0"}
+	}
+	if lc.Worker.DrainTimeout == 0 {
+		lc.Worker.DrainTimeout = 30 * time.Second
 	}
 	for name, p := range lc.Profiles {
 		if err := p.Validate(); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,8 @@ func newSignalCmd(g *globalFlags) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().String("listen", "", "listen address (config signal.listen, default 127.0.0.1:8787)")
+	debugListen := cmd.Flags().String("debug-listen", "",
+		"serve net/http/pprof on this separate address, announced as a second stdout line \"debug on http://HOST:PORT\" (off by default)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		lc, err := g.load(map[string]*pflag.Flag{"signal.listen": cmd.Flags().Lookup("listen")})
 		if err != nil {
@@ -32,13 +35,18 @@ func newSignalCmd(g *globalFlags) *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return runSignal(ctx, lc, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		return serveSignal(ctx, lc, *debugListen, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	return cmd
 }
 
 // runSignal serves until ctx ends, then shuts down gracefully.
 func runSignal(ctx context.Context, lc loadedConfig, stdout, stderr io.Writer) error {
+	return serveSignal(ctx, lc, "", stdout, stderr)
+}
+
+// serveSignal is runSignal with an optional pprof listener on debugAddr ("" = none).
+func serveSignal(ctx context.Context, lc loadedConfig, debugAddr string, stdout, stderr io.Writer) (err error) {
 	log, err := newLogger(lc.Log, stderr)
 	if err != nil {
 		return err
@@ -52,6 +60,14 @@ func runSignal(ctx context.Context, lc loadedConfig, stdout, stderr io.Writer) e
 		return fmt.Errorf("listen %s: %w", lc.Signal.Listen, err)
 	}
 	fmt.Fprintf(stdout, "listening on ws://%s\n", ln.Addr())
+	if debugAddr != "" {
+		dbg, derr := startDebug(debugAddr, stdout)
+		if derr != nil {
+			_ = ln.Close()
+			return derr
+		}
+		defer func() { err = errors.Join(err, dbg.Close()) }()
+	}
 	if lc.AddedDemo {
 		log.Warn("no apps configured: serving the built-in demo app",
 			"app", "demo", "publishable_key", "pk_live_demo", "secret_key_id", "sk_id_demo")

@@ -1,0 +1,281 @@
+package mediabench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/roomtape/roomtape/bot"
+	"github.com/roomtape/roomtape/signalling/loadtest"
+)
+
+// Targets of the recorder issue.
+const (
+	TargetCoresPerParticipant = 0.01 // cores per audio+video participant
+	TargetRatio               = 1.3  // recorder CPU / bare pion save-to-disk CPU
+)
+
+// runner holds what a whole run shares: the temporary folder, the clip, the signalling server and
+// the publishers' transport with its send counter.
+type runner struct {
+	o    Options
+	dir  string
+	clip Clip
+	srv  *server
+	tr   *bot.Transport
+	sent *sendCounter
+	// fleetLog is for the publishers: errors only.
+	fleetLog *slog.Logger
+}
+
+func (r *runner) progress(format string, args ...any) {
+	if r.o.Progress != nil {
+		fmt.Fprintf(r.o.Progress, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+}
+
+// setup prepares a run; the returned function releases everything (temporary folder included).
+func setup(ctx context.Context, o Options) (*runner, func() error, error) {
+	dir, err := os.MkdirTemp(o.TempDir, "roomtape-mediabench-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: %w", err)
+	}
+	r := &runner{o: o, dir: dir, sent: &sendCounter{}}
+	var cleanups []func() error
+	cleanup := func() error {
+		var errs []error
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			errs = append(errs, cleanups[i]())
+		}
+		return errors.Join(append(errs, os.RemoveAll(dir))...)
+	}
+	fail := func(err error) (*runner, func() error, error) { return nil, nil, errors.Join(err, cleanup()) }
+	if r.clip, err = prepareClip(ctx, dir, o.Video); err != nil {
+		return fail(err)
+	}
+	r.progress("clip: %s, VP8 %dx%d %.0f fps %.0f kbps + Opus 20 ms", r.clip.Video, r.clip.Width, r.clip.Height, r.clip.VideoFPS, r.clip.VideoKbps)
+	if r.srv, err = startServer(o.Logger); err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, r.srv.close)
+	r.fleetLog = slog.New(errorsOnly{o.Logger.Handler()})
+	if r.tr, err = bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: loopbackOnly}, r.fleetLog, r.sent); err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, r.tr.Close)
+	return r, cleanup, nil
+}
+
+// point starts a fleet of n publishers and measures each receiver against it in turn.
+func (r *runner) point(ctx context.Context, n int, specs func(channel string) []receiverSpec) ([]*Phase, error) {
+	channel := fmt.Sprintf("bench-%d-%d", n, time.Now().UnixNano())
+	r.progress("N=%d: starting %d publishers in %s", n, n, channel)
+	f, err := startFleet(ctx, r.srv.url, channel, n, r.tr, r.clip, r.fleetLog, r.o.ConnectTimeout)
+	if err != nil {
+		return nil, err
+	}
+	var phases []*Phase
+	var errs []error
+	for _, spec := range specs(channel) {
+		ph, err := r.measure(ctx, spec, n)
+		if err != nil {
+			if ph == nil {
+				ph = &Phase{Name: spec.name, Receiver: spec.desc, Participants: n}
+			}
+			ph.Problems = append(ph.Problems, err.Error())
+			if ctx.Err() != nil {
+				errs = append(errs, err)
+				phases = append(phases, ph)
+				break
+			}
+		}
+		phases = append(phases, ph)
+		// The next receiver starts once the publishers have seen this one leave.
+		if werr := f.waitReceiversGone(ctx, 15*time.Second); werr != nil {
+			ph.Problems = append(ph.Problems, werr.Error())
+		}
+	}
+	if ferr := f.close(); ferr != nil {
+		r.o.Logger.Warn("publishers ended with errors", "err", ferr)
+	}
+	return phases, errors.Join(errs...)
+}
+
+func (r *runner) report(bench string) *Report {
+	return &Report{
+		Bench: bench, Command: "roomtape " + strings.Join(os.Args[1:], " "),
+		Env:  loadtest.CurrentEnvironment("child process"),
+		Clip: r.clip, Duration: r.o.Duration.String(), Warmup: r.o.Warmup.String(),
+	}
+}
+
+// RunRecord measures `roomtape record` (and the bare pion save-to-disk loop) at every size.
+func RunRecord(ctx context.Context, o Options) (rep *Report, err error) {
+	o.defaults("record")
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	r, cleanup, err := setup(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, cleanup()) }()
+	cfg, err := writeRecordConfig(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	rep = r.report("record")
+	for i, n := range o.Participants {
+		specs := func(channel string) []receiverSpec {
+			var out []receiverSpec
+			if o.Baseline {
+				dir := filepath.Join(r.dir, fmt.Sprintf("bare-%d", i))
+				out = append(out, receiverSpec{
+					name: "bare-pion-save", desc: "bare pion answerer (pion defaults), ReadRTP → pion oggwriter/ivfwriter behind bufio, no jitter buffer",
+					args:  receiverArgs(r.srv.url, channel, "~bench-bare", StackPion, SinkDisk, dir),
+					probe: childCounters, final: childFinal,
+				})
+			}
+			out = append(out, receiverSpec{
+				name: "recorder", desc: "roomtape record (bot + recorder: jitter buffer, keyframe gate, timeline, Ogg/IVF, manifest)",
+				args: []string{"record", "--config", cfg, "--signal-url", r.srv.url, "--channel", channel, "--loopback",
+					"--out", filepath.Join(r.dir, fmt.Sprintf("rec-%d", i)), "--id", "bench"},
+				probe: manifestCounters(filepath.Join(r.dir, fmt.Sprintf("rec-%d", i), "bench", "manifest.json")),
+			})
+			out[len(out)-1].final = out[len(out)-1].probe
+			return out
+		}
+		phases, perr := r.point(ctx, n, specs)
+		// Recordings are large (≈ 0.5 MB/s per participant): drop them as soon as they are measured.
+		_ = os.RemoveAll(filepath.Join(r.dir, fmt.Sprintf("bare-%d", i)))
+		_ = os.RemoveAll(filepath.Join(r.dir, fmt.Sprintf("rec-%d", i)))
+		rep.Points = append(rep.Points, makePoint(n, phases))
+		if perr != nil {
+			return rep, perr
+		}
+	}
+	rep.Checks = recordChecks(rep.Points)
+	return rep, nil
+}
+
+// RunBot measures how many publishers one bot process (read-and-discard consumer) keeps connected
+// and receiving, next to a bare pion receiver (pion defaults, read-and-discard).
+func RunBot(ctx context.Context, o Options) (rep *Report, err error) {
+	o.defaults("bot")
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	r, cleanup, err := setup(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, cleanup()) }()
+	rep = r.report("bot")
+	capa := &Capacity{Criterion: fmt.Sprintf("every track receiving, ≥ %.0f%% of sent packets received in the window, loss < 1%%", o.MinRecvRatio*100)}
+	rep.Capacity = capa
+	for _, n := range o.Participants {
+		specs := func(channel string) []receiverSpec {
+			var out []receiverSpec
+			if o.Baseline {
+				out = append(out, receiverSpec{
+					name: "bare-pion-discard", desc: "bare pion answerer (pion defaults), TrackRemote.Read and discard",
+					args:  receiverArgs(r.srv.url, channel, "~bench-bare", StackPion, SinkDiscard, ""),
+					probe: childCounters, final: childFinal,
+				})
+			}
+			out = append(out, receiverSpec{
+				name: "bot-discard", desc: "roomtape bot (package bot, its transport) with a read-and-discard consumer",
+				args:  receiverArgs(r.srv.url, channel, "~bench-bot", StackBot, SinkDiscard, ""),
+				probe: childCounters, final: childFinal,
+			})
+			return out
+		}
+		phases, perr := r.point(ctx, n, specs)
+		pt := makePoint(n, phases)
+		rep.Points = append(rep.Points, pt)
+		if perr != nil {
+			return rep, perr
+		}
+		subOK, baseOK := pt.Subject.Healthy(o.MinRecvRatio), pt.Baseline.Healthy(o.MinRecvRatio)
+		if subOK && capa.Subject < n {
+			capa.Subject = n
+		}
+		if baseOK && capa.Baseline < n {
+			capa.Baseline = n
+		}
+		if !subOK && !baseOK && !o.KeepGoing {
+			r.progress("N=%d: neither receiver kept up; stopping the ramp", n)
+			break
+		}
+	}
+	if len(rep.Points) > 0 {
+		last := rep.Points[len(rep.Points)-1]
+		capa.SubjectAtLeast = capa.Subject == last.Participants
+		capa.BaselineAtLeast = o.Baseline && capa.Baseline == last.Participants
+	}
+	return rep, nil
+}
+
+func receiverArgs(url, channel, peer, stack, sink, out string) []string {
+	args := []string{"bench", "receiver", "--signal-url", url, "--channel", channel, "--peer-id", peer,
+		"--stack", stack, "--sink", sink, "--log-level", "warn"}
+	if out != "" {
+		args = append(args, "--out", out)
+	}
+	return args
+}
+
+// makePoint pairs the phases of one size: the last is the subject, an earlier one the baseline.
+func makePoint(n int, phases []*Phase) Point {
+	pt := Point{Participants: n}
+	switch len(phases) {
+	case 0:
+	case 1:
+		pt.Subject = phases[0]
+	default:
+		pt.Baseline, pt.Subject = phases[0], phases[len(phases)-1]
+	}
+	if pt.Baseline != nil && pt.Subject != nil && pt.Baseline.Cores > 0 {
+		pt.CPURatio = pt.Subject.Cores / pt.Baseline.Cores
+	}
+	return pt
+}
+
+// recordChecks compares every size with the recorder issue's targets.
+func recordChecks(points []Point) []loadtest.Check {
+	var cs []loadtest.Check
+	for _, pt := range points {
+		s := pt.Subject
+		if s == nil || s.Cores == 0 {
+			continue
+		}
+		cs = append(cs, loadtest.Check{
+			Name:     fmt.Sprintf("N=%d recorder CPU per audio+video participant", pt.Participants),
+			Target:   fmt.Sprintf("≤ %.2f core", TargetCoresPerParticipant),
+			Measured: fmt.Sprintf("%.4f core (%d receiving)", s.CoresPerParticipant, s.Peers),
+			Pass:     s.CoresPerParticipant <= TargetCoresPerParticipant && s.Peers == pt.Participants,
+		})
+		if pt.CPURatio > 0 {
+			cs = append(cs, loadtest.Check{
+				Name:     fmt.Sprintf("N=%d recorder CPU / bare pion save-to-disk CPU", pt.Participants),
+				Target:   fmt.Sprintf("≤ %.1fx", TargetRatio),
+				Measured: fmt.Sprintf("%.2fx", pt.CPURatio),
+				Pass:     pt.CPURatio <= TargetRatio,
+			})
+		}
+		measured := fmt.Sprintf("lost %d, dropped %d of %d packets", s.Lost, s.Dropped, s.Packets)
+		if b := pt.Baseline; b != nil {
+			measured += fmt.Sprintf(" (bare loop lost %d of %d)", b.Lost, b.Packets)
+		}
+		cs = append(cs, loadtest.Check{
+			Name: fmt.Sprintf("N=%d packets lost or dropped at the recorder", pt.Participants), Target: "0",
+			Measured: measured, Pass: s.Lost == 0 && s.Dropped == 0,
+		})
+	}
+	return cs
+}
