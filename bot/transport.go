@@ -280,7 +280,8 @@ var codecTable = map[string][]codecSpec{
 	},
 }
 
-// slogLoggerFactory routes pion's logs into slog (pion's debug/trace are dropped, warnings kept).
+// slogLoggerFactory routes pion's logs into slog: pion's debug and trace are dropped, its warnings
+// (mostly routine during connection teardown) become info, its errors stay errors.
 type slogLoggerFactory struct{ log *slog.Logger }
 
 func (f slogLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
