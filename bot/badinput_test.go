@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -172,5 +173,27 @@ func TestBotContainsConsumerPanics(t *testing.T) {
 			tr := col.find(w.TrackID, 1)
 			return tr != nil && tr.packets > 20
 		})
+	}
+}
+
+// A credential that does not cover the channel ends Run with ErrChannelForbidden (retrying
+// cannot help), instead of idling in a channel it never joined.
+func TestBotStopsWhenChannelIsForbidden(t *testing.T) {
+	url := startServer(t)
+	c := creds("~roomtape-bot", "")
+	c.Channels = []string{"other/*"}
+	b, err := bot.New(bot.Config{Channel: "room", Signalling: signalling.ClientConfig{URL: url, Credentials: c}},
+		loopbackTransport(t), newCollector(), bot.Events{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = b.Run(ctx)
+	if !errors.Is(err, bot.ErrChannelForbidden) {
+		t.Fatalf("Run = %v, want ErrChannelForbidden", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Run only returned at the deadline")
 	}
 }

@@ -16,6 +16,11 @@ import (
 	"github.com/roomtape/roomtape/signalling"
 )
 
+// ErrChannelForbidden ends Run when the server refuses the bot's subscription (the credential
+// does not cover the channel, lacks an action, or the name is invalid or reserved): retrying
+// cannot help.
+var ErrChannelForbidden = errors.New("channel refused by the signalling server")
+
 // Config configures one bot in one channel.
 type Config struct {
 	Channel string
@@ -69,6 +74,10 @@ type Bot struct {
 	iceServers []webrtc.ICEServer
 	announced  bool
 	stopped    bool // no new peers once the bot is stopping
+
+	failOnce sync.Once
+	failErr  error
+	failed   chan struct{} // closed by fail
 }
 
 // New builds a bot. consumer receives every track; events may be zero.
@@ -85,8 +94,9 @@ func New(cfg Config, t *Transport, consumer Consumer, events Events) (*Bot, erro
 	}
 	b := &Bot{
 		cfg: cfg, transport: t, consumer: consumer, events: events,
-		log:   cfg.Logger.With(logattr.Channel, cfg.Channel),
-		peers: map[string]*remotePeer{},
+		log:    cfg.Logger.With(logattr.Channel, cfg.Channel),
+		peers:  map[string]*remotePeer{},
+		failed: make(chan struct{}),
 	}
 	b.iceServers = toWebRTCServers(t.cfg.ICEServers)
 	sc := cfg.Signalling
@@ -94,7 +104,7 @@ func New(cfg Config, t *Transport, consumer Consumer, events Events) (*Bot, erro
 	sc.Logger = b.log
 	client, err := signalling.NewClient(sc, signalling.Handler{
 		Connected: b.onConnected, Presence: b.onPresence, Direct: b.onDirect, Message: b.onMessage,
-		ServerError: func(code, msg string) { b.log.Warn("signalling error", logattr.Code, code, "message", msg) },
+		ServerError: b.onServerError,
 	})
 	if err != nil {
 		return nil, err
@@ -118,6 +128,8 @@ func (b *Bot) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 		errc = nil
+	case <-b.failed:
+		err = b.failErr
 	}
 	b.shutdown(EndBotStopped)
 	if b.cfg.Announce && err == nil {
@@ -136,6 +148,19 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.cancel()
 	b.wg.Wait()
 	return err
+}
+
+// onServerError ends the bot when its subscription is refused for good (see ErrChannelForbidden).
+func (b *Bot) onServerError(code, msg string) {
+	b.log.Warn("signalling error", logattr.Code, code, "message", msg)
+	switch code {
+	case signalling.CodeChannelNotAuthorized, signalling.CodeActionNotPermitted,
+		signalling.CodeChannelReserved, signalling.CodeInvalidChannel:
+		b.failOnce.Do(func() {
+			b.failErr = fmt.Errorf("join %s: %w: %s (%s)", b.cfg.Channel, ErrChannelForbidden, code, msg)
+			close(b.failed)
+		})
+	}
 }
 
 // PeerID is the bot's own peer id ("" before the first welcome).

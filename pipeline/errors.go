@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/signalling"
 )
 
@@ -61,7 +62,7 @@ func Permanent(err error) error {
 // invalid jobs, errors marked Permanent, and signalling closes the SDK treats as final
 // (invalid token, channel forbidden, app suspended, admin disconnect).
 func IsPermanent(err error) bool {
-	if errors.Is(err, ErrPermanent) || errors.Is(err, ErrInvalidJob) {
+	if errors.Is(err, ErrPermanent) || errors.Is(err, ErrInvalidJob) || errors.Is(err, bot.ErrChannelForbidden) {
 		return true
 	}
 	var ce *signalling.CloseError
