@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/browsertest"
+	"github.com/roomtape/roomtape/internal/testenv"
 	"github.com/roomtape/roomtape/pipeline"
 	"github.com/roomtape/roomtape/recorder"
 )
@@ -41,8 +40,7 @@ type recordResult struct {
 // connected to url, until stop is called.
 func startRecording(t *testing.T, url string) *recording {
 	t.Helper()
-	requireTool(t, "ffmpeg")
-	requireTool(t, "ffprobe")
+	testenv.RequireTools(t)
 	tr := loopbackTransport(t)
 	r := &recording{out: t.TempDir(), done: make(chan recordResult, 1), logs: newLogBuffer(t, "recorder")}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,71 +185,15 @@ func hasMedia(m *recorder.Manifest, peer string, seg int, min time.Duration, rol
 	return true
 }
 
-// requireTool fails (never skips) when a tool the test needs is missing.
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required (apt-get install ffmpeg; ./scripts/test installs it)", name)
-	}
-}
-
-// probed is what ffmpeg and ffprobe say about a recorded file.
-type probed struct {
-	End    time.Duration // last packet's time plus its duration (never trust format=duration for IVF)
-	Frames int           // frames the decoder produced (video)
-}
-
-// probe decodes a file with ffmpeg, which must print nothing (no corrupt frame, no bad packet),
-// and measures it with ffprobe.
-//
-// The decoded frames keep the file's own time base (-enc_time_base -1, 1/90000 for IVF). With
-// ffmpeg's default, frames are re-timed to the frame rate it guesses (20 fps for Chromium's fake
-// camera), and the null muxer then reports "non monotonically increasing dts" for two frames that
-// fall into one 50 ms slot. Chromium does send such frames when the machine is busy: its fake
-// capturer delivers two frames about a millisecond apart and their RTP timestamps say so. That is
-// the browser's timing, faithfully kept, not a decoding error; a decoding error is still printed.
-func probe(t *testing.T, path string) probed {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("%s does not decode cleanly: %v\n%s", path, err, out)
-	}
-	pts, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	lines := strings.Fields(strings.TrimSpace(string(pts)))
-	if len(lines) == 0 {
-		t.Fatalf("%s has no packets", path)
-	}
-	parts := strings.Split(lines[len(lines)-1], ",")
-	last, _ := strconv.ParseFloat(parts[0], 64)
-	if len(parts) > 1 {
-		if d, err := strconv.ParseFloat(parts[1], 64); err == nil {
-			last += d
-		}
-	}
-	p := probed{End: time.Duration(last * float64(time.Second))}
-	if strings.HasSuffix(path, ".ivf") {
-		n, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-			"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).Output()
-		if err != nil {
-			t.Fatalf("ffprobe -count_frames %s: %v", path, err)
-		}
-		p.Frames, _ = strconv.Atoi(strings.TrimSpace(string(n)))
-	}
-	return p
-}
-
 // checkFile decodes one file of the manifest and compares it with the manifest: clean decode,
 // every written video frame decodable, duration as the manifest says, renamed from .part.
-func checkFile(t *testing.T, dir string, ref recorder.FileRef) probed {
+func checkFile(t *testing.T, dir string, ref recorder.FileRef) testenv.Probed {
 	t.Helper()
 	f := ref.File
 	if f.Partial || strings.HasSuffix(f.Path, ".part") {
 		t.Errorf("%s is partial after a clean stop", f.Path)
 	}
-	p := probe(t, filepath.Join(dir, f.Path))
+	p := testenv.Probe(t, filepath.Join(dir, f.Path))
 	want := time.Duration(f.DurationMs) * time.Millisecond
 	// Audio durations are exact (48 kHz granules). A video file's duration ends with its last
 	// frame's duration, which both sides estimate: the manifest from the last frame interval,
@@ -523,8 +465,7 @@ func (tp *tapped) captureTime() float64 {
 // and audio start offsets in the manifest equals the difference between the capture times of the
 // files' first frames within 50 ms, and each start offset is the arrival of its first frame.
 func TestRecordBrowserAVSync(t *testing.T) {
-	requireTool(t, "ffmpeg")
-	requireTool(t, "ffprobe")
+	testenv.RequireTools(t)
 	srv := startSignal(t)
 	b := browsertest.Launch(t)
 	alice := b.NewPage(t)

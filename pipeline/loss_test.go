@@ -66,7 +66,7 @@ func (l *lossInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interc
 // the video frames decodable; without NACK the keyframe gate drops much more (reported, not
 // asserted beyond "worse").
 func TestRecordWithFivePercentLoss(t *testing.T) {
-	requireTool(t, "ffmpeg")
+	testenv.RequireTools(t)
 	dir := fixtures.Dir(t)
 	results := map[bool]float64{}
 	for _, nack := range []bool{true, false} {

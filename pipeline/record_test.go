@@ -2,9 +2,7 @@ package pipeline_test
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,39 +40,6 @@ func startPublisher(t *testing.T, url, sub string, tr *bot.Transport, streams ..
 	return p, stop
 }
 
-// requireTool fails (never skips) when a tool the test needs is missing.
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required (apt-get install ffmpeg); ./scripts/test installs it", name)
-	}
-}
-
-// probe decodes a file with ffmpeg (which must print no error) and returns the last packet time.
-func probe(t *testing.T, path string) time.Duration {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("%s does not decode cleanly: %v\n%s", path, err, out)
-	}
-	pts, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	lines := strings.Fields(strings.TrimSpace(string(pts)))
-	if len(lines) == 0 {
-		t.Fatalf("%s has no packets", path)
-	}
-	parts := strings.Split(lines[len(lines)-1], ",")
-	last, _ := strconv.ParseFloat(parts[0], 64)
-	if len(parts) > 1 {
-		if d, err := strconv.ParseFloat(parts[1], 64); err == nil {
-			last += d
-		}
-	}
-	return time.Duration(last * float64(time.Second))
-}
-
 func record(t *testing.T, ctx context.Context, url string, tr *bot.Transport, out string, maxDur time.Duration) (*recorder.Manifest, error) {
 	cc, err := pipeline.DemoProfile(url).ClientConfig("~roomtape-recorder", map[string]any{"roomtape": "recorder"}, "room")
 	if err != nil {
@@ -91,7 +56,7 @@ func record(t *testing.T, ctx context.Context, url string, tr *bot.Transport, ou
 // decodes cleanly, durations match the time each track was present, the screen share has its own
 // file with role screen, and no file is partial.
 func TestRecordPublisherWithScreenShare(t *testing.T) {
-	requireTool(t, "ffmpeg")
+	testenv.RequireTools(t)
 	url := startServer(t)
 	tr := transport(t)
 	dir := fixtures.Dir(t)
@@ -117,7 +82,7 @@ func TestRecordPublisherWithScreenShare(t *testing.T) {
 		if f.Partial || strings.HasSuffix(f.Path, ".part") {
 			t.Errorf("%s is partial after a clean stop", f.Path)
 		}
-		got := probe(t, filepath.Join(out, "rec", f.Path))
+		got := testenv.Probe(t, filepath.Join(out, "rec", f.Path)).End
 		want := time.Duration(f.DurationMs) * time.Millisecond
 		if d := got - want; d > 40*time.Millisecond || d < -40*time.Millisecond {
 			t.Errorf("%s: ffprobe says %s, manifest %s", f.Path, got, want)
@@ -139,7 +104,7 @@ func TestRecordPublisherWithScreenShare(t *testing.T) {
 // The same participant reconnects with a new PeerConnection: the recording continues with a
 // second segment of each track, both decodable, the second starting after the first.
 func TestRecordReconnectStartsNewSegment(t *testing.T) {
-	requireTool(t, "ffmpeg")
+	testenv.RequireTools(t)
 	url := startServer(t)
 	tr := transport(t)
 	dir := fixtures.Dir(t)
@@ -168,7 +133,7 @@ func TestRecordReconnectStartsNewSegment(t *testing.T) {
 				tr.Files[0].StartOffsetMs, tr.Files[0].DurationMs)
 		}
 		for _, f := range tr.Files {
-			probe(t, filepath.Join(out, "rec", f.Path))
+			testenv.Probe(t, filepath.Join(out, "rec", f.Path))
 		}
 	}
 }
