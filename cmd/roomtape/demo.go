@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -29,6 +32,7 @@ type demoFlags struct {
 	duration time.Duration
 	out      string
 	jsonOut  bool
+	browser  bool
 }
 
 func newDemoCmd(g *globalFlags) *cobra.Command {
@@ -57,6 +61,12 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().DurationVar(&f.duration, "duration", 15*time.Second, "length of the recording job")
 	cmd.Flags().StringVar(&f.out, "out", "", "output folder (config recorder.out_dir)")
 	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print events and the verification as JSON lines")
+	cmd.Flags().BoolVar(&f.browser, "browser", false, "also serve a page on 127.0.0.1 where you join the room with your camera (default duration 60s)")
+	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
+		if f.browser && !cmd.Flags().Changed("duration") {
+			f.duration = time.Minute // time to open the page and join
+		}
+	}
 	return cmd
 }
 
@@ -96,6 +106,14 @@ func runDemo(ctx context.Context, lc loadedConfig, f *demoFlags, stdout, stderr 
 	}()
 	url := "ws://" + ln.Addr().String()
 	fmt.Fprintf(stderr, "signalling server on %s\n", url)
+
+	if f.browser {
+		page, err := serveDemoPage(url, stderr)
+		if err != nil {
+			return err
+		}
+		defer page.Close()
+	}
 
 	// 2. Embedded NATS with JetStream (in-process only) and the job queue.
 	natsCfg := lc.NATS
@@ -210,7 +228,9 @@ func verifyRecording(dir string, w io.Writer) error {
 		}
 		ff := "not installed"
 		if ffmpeg != "" {
-			out, err := exec.Command(ffmpeg, "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+			// -enc_time_base -1 keeps the file's own time base: browsers may send two frames ~1 ms apart,
+			// which ffmpeg's default re-timing reports as non-monotonic, though nothing is corrupt.
+			out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-i", path, "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
 			switch msg := strings.TrimSpace(string(out)); {
 			case err != nil || msg != "":
 				ff, failed = "errors: "+firstLine(msg), failed+1
@@ -237,4 +257,58 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+//go:embed demo_page.html
+var demoPage string
+
+// serveDemoPage serves, on 127.0.0.1, a page that joins the demo room with the visitor's camera
+// through the real SDK, loaded from the project's npm dependency (test/sdk/node_modules).
+func serveDemoPage(signalURL string, stderr io.Writer) (*http.Server, error) {
+	sdk, err := findSDK()
+	if err != nil {
+		return nil, err
+	}
+	cfg, _ := json.Marshal(map[string]string{"url": signalURL, "apiKey": "pk_live_demo", "channel": demoChannel})
+	page := strings.Replace(demoPage, "</head>", `<script id="config" type="application/json">`+string(cfg)+"</script>\n</head>", 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, page)
+	})
+	mux.HandleFunc("GET /sdk.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		http.ServeFile(w, r, sdk)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "join the room with your camera: open http://%s/ and press \"Join with camera\"\n", ln.Addr())
+	return srv, nil
+}
+
+// findSDK locates the SDK's UMD bundle in the project's npm dependency.
+func findSDK() (string, error) {
+	const rel = "test/sdk/node_modules/@metered-ca/realtime/dist/index.umd.js"
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, rel)
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("--browser needs the SDK from npm: run (cd %s && npm ci)", filepath.Join(dir, "test/sdk"))
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("--browser must run inside the roomtape repository (it serves the SDK from test/sdk/node_modules)")
+		}
+		dir = parent
+	}
 }
