@@ -35,6 +35,7 @@ type Conn struct {
 	code    int
 	reason  string
 
+	batch   *batchConn   // nil in tests that build a Conn by hand
 	lastIn  atomic.Int64 // unix nanos of the last inbound frame or pong
 	limiter *rate.Limiter
 }
@@ -183,10 +184,8 @@ func (c *Conn) writeLoop(ctx context.Context) {
 			return
 		case <-c.wake:
 			frames, types, closing, code, reason := c.take()
-			for i, f := range frames {
-				if !c.write(ctx, f, types[i]) {
-					return
-				}
+			if !c.writeBatch(ctx, frames, types) {
+				return
 			}
 			if closing {
 				c.srv.metrics.closes.WithLabelValues(closeLabel(code)).Inc()
@@ -215,14 +214,34 @@ func (c *Conn) writeLoop(ctx context.Context) {
 	}
 }
 
-func (c *Conn) write(ctx context.Context, frame []byte, typ string) bool {
+// writeBatch writes the frames of one wake-up with one deadline and, through batchConn, one
+// write(2).
+func (c *Conn) writeBatch(ctx context.Context, frames [][]byte, types []string) bool {
+	if len(frames) == 0 {
+		return true
+	}
 	wctx, cancel := context.WithTimeout(ctx, c.srv.cfg.WriteTimeout)
 	defer cancel()
-	if err := c.ws.Write(wctx, websocket.MessageText, frame); err != nil {
-		c.log.Debug("write failed", logattr.Err, err)
-		return false
+	if c.batch != nil {
+		c.batch.begin()
 	}
-	c.srv.metrics.messagesOut.WithLabelValues(typ).Inc()
+	for i, f := range frames {
+		if err := c.ws.Write(wctx, websocket.MessageText, f); err != nil {
+			if c.batch != nil {
+				_ = c.batch.end(c.srv.cfg.WriteTimeout)
+			}
+			c.log.Debug("write failed", logattr.Err, err)
+			return false
+		}
+		c.srv.metrics.messagesOut.WithLabelValues(types[i]).Inc()
+	}
+	if c.batch != nil {
+		if err := c.batch.end(c.srv.cfg.WriteTimeout); err != nil {
+			c.log.Debug("write failed", logattr.Err, err)
+			_ = c.ws.CloseNow()
+			return false
+		}
+	}
 	return true
 }
 

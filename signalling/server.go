@@ -164,7 +164,8 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	key, hasKey := q["key"]
 	token, hasToken := q["token"]
 	origin := r.Header.Get("Origin")
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	bw := &batchingWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{
 		// Origins are checked per publishable key below (S22), after the upgrade, so that a
 		// rejected browser sees close code 4001 instead of an opaque 1006.
 		InsecureSkipVerify: true,
@@ -203,6 +204,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c := newConn(s, ws, id, connID)
+	c.batch = bw.conn
 	if code, reason := s.broker.Register(c, s.welcome(id)); code != 0 {
 		s.reject(ws, log, &AuthError{Close: code, Reason: reason})
 		return

@@ -192,7 +192,7 @@ func TestStartProcessAnnouncesAndStops(t *testing.T) {
 	ctx := newTestCtx(t, 10*time.Second)
 	p, err := StartProcess(ctx, ProcessConfig{
 		Path:      "/bin/sh",
-		Args:      []string{"-c", `echo "listening on ws://127.0.0.1:1"; echo "debug on http://127.0.0.1:2"; echo oops >&2; exec sleep 30`},
+		Args:      []string{"-c", `echo oops >&2; echo "listening on ws://127.0.0.1:1"; echo "debug on http://127.0.0.1:2"; exec sleep 30`},
 		WantDebug: true,
 	})
 	if err != nil {

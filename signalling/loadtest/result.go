@@ -252,11 +252,37 @@ func WriteTable(w io.Writer, rep Report) error {
 		if r == nil {
 			continue
 		}
+		for _, ph := range []struct {
+			name string
+			cpu  *CPUUse
+		}{{"throughput", cpuOf(r.Throughput)}, {"latency", cpuOfLatency(r.Latency)}} {
+			if ph.cpu != nil && ph.cpu.Other > NoisyOtherCores {
+				fmt.Fprintf(w, "note (%s): other processes used %.2f cores during the %s phase; its timings are not representative\n",
+					r.Server, ph.cpu.Other, ph.name)
+			}
+		}
 		for _, p := range r.Problems {
 			fmt.Fprintf(w, "problem (%s): %s\n", r.Server, p)
 		}
 	}
 	return nil
+}
+
+// NoisyOtherCores is the foreign CPU load above which WriteTable flags a timed phase.
+const NoisyOtherCores = 0.25
+
+func cpuOf(t *Throughput) *CPUUse {
+	if t == nil {
+		return nil
+	}
+	return t.CPU
+}
+
+func cpuOfLatency(l *Latency) *CPUUse {
+	if l == nil {
+		return nil
+	}
+	return l.CPU
 }
 
 func orDash(s string) string {
