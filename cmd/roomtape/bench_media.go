@@ -28,6 +28,7 @@ func (f *mediaBenchFlags) register(cmd *cobra.Command, defaultSizes []int) {
 	fl.DurationVar(&f.o.Warmup, "warmup", 5*time.Second, "unmeasured time after every track is receiving (0 = 5s)")
 	fl.DurationVar(&f.o.ConnectTimeout, "connect-timeout", 0, "wait for every track to receive (default 30s + 300ms per participant)")
 	fl.StringVar(&f.o.Video, "video", "", "IVF (VP8) clip to send (default: generate ~1 Mbps 640x480 VP8 with ffmpeg)")
+	fl.IntVar(&f.o.Repeat, "repeat", 1, "measure every receiver this many times per size (alternating order); the table shows the median run")
 	fl.BoolVar(&f.o.Baseline, "baseline", true, "also measure the bare pion receiver at every size")
 	fl.StringVar(&f.o.TempDir, "tmp", "", "parent folder of the run's temporary files (default: the system's)")
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON (the table then goes to stderr)")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/roomtape/roomtape/internal/fixtures"
 	"github.com/roomtape/roomtape/internal/mediabench"
+	"github.com/roomtape/roomtape/internal/testenv"
 )
 
 // runMediaBenchBinary runs `roomtape bench <args> --json` as a process (its children are the same
@@ -59,9 +60,7 @@ func checkPhase(t *testing.T, name string, ph *mediabench.Phase, participants in
 // child receives every track and reports CPU, memory and packet counts; the recorder is compared
 // with the bare pion loop. No timing or performance assertion.
 func TestBenchRecordAndBotEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatal("ffmpeg is required (the record benchmark generates its VP8 clip); ./scripts/test installs it")
-	}
+	testenv.RequireTools(t) // the record benchmark generates its VP8 clip with ffmpeg
 	bin := buildBinary(t)
 	t.Run("record", func(t *testing.T) {
 		t.Parallel()

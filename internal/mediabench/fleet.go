@@ -20,10 +20,12 @@ import (
 // receiverPrefix marks the peers the publishers connect to (the receivers under test).
 const receiverPrefix = "~"
 
-// sendCounter counts the RTP packets every publisher hands to the network (retransmissions
-// included). It is the outermost interceptor of the publishers' transport.
+// sendCounter counts the RTP packets every publisher hands to the network, first sends and
+// retransmissions (RTX, or the same payload type and sequence number again) apart. It is the
+// outermost interceptor of the publishers' transport.
 type sendCounter struct {
-	packets, bytes atomic.Uint64
+	packets, bytes atomic.Uint64 // first sends
+	resent         atomic.Uint64 // retransmissions
 }
 
 func (s *sendCounter) NewInterceptor(string) (interceptor.Interceptor, error) {
@@ -35,10 +37,25 @@ type countInterceptor struct {
 	s *sendCounter
 }
 
-func (c *countInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+func (c *countInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	var (
+		mu      sync.Mutex
+		started bool
+		highest uint16
+	)
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		c.s.packets.Add(1)
-		c.s.bytes.Add(uint64(h.MarshalSize() + len(payload)))
+		mu.Lock()
+		first := h.PayloadType == info.PayloadType && (!started || int16(h.SequenceNumber-highest) > 0)
+		if first {
+			started, highest = true, h.SequenceNumber
+		}
+		mu.Unlock()
+		if first {
+			c.s.packets.Add(1)
+			c.s.bytes.Add(uint64(h.MarshalSize() + len(payload)))
+		} else {
+			c.s.resent.Add(1)
+		}
 		return w.Write(h, payload, a)
 	})
 }

@@ -24,6 +24,9 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Video is an IVF (VP8) clip to send; empty generates ~1 Mbps 640x480 VP8 with ffmpeg.
 	Video string
+	// Repeat measures every receiver this many times per size, alternating their order; the
+	// report shows the median run. Default 1.
+	Repeat int
 	// Baseline also measures the bare pion receiver at every size (default true in the CLI).
 	Baseline bool
 	// MinRecvRatio is the share of sent packets a receiver must get in the window to count as
@@ -63,6 +66,9 @@ func (o *Options) defaults(bench string) {
 		}
 		o.ConnectTimeout = 30*time.Second + time.Duration(maxN)*300*time.Millisecond
 	}
+	if o.Repeat <= 0 {
+		o.Repeat = 1
+	}
 	if o.MinRecvRatio <= 0 {
 		o.MinRecvRatio = 0.95
 	}
@@ -84,6 +90,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Duration < time.Second {
 		errs = append(errs, fmt.Errorf("bench: duration %s: want at least 1s", o.Duration))
+	}
+	if o.Repeat > 20 {
+		errs = append(errs, fmt.Errorf("bench: repeat %d: want at most 20", o.Repeat))
 	}
 	if o.MinRecvRatio > 1 {
 		errs = append(errs, fmt.Errorf("bench: min receive ratio %.2f: want at most 1", o.MinRecvRatio))

@@ -1,10 +1,14 @@
 package mediabench
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +22,8 @@ type receiverSpec struct {
 	// probe returns the child's current counters; final its totals after it exited.
 	probe func(c *child) (Counters, error)
 	final func(c *child) (Counters, error)
+	// cleanup, when set, runs after the measurement (e.g. removes the recording).
+	cleanup func()
 }
 
 // childCounters reads the Counters lines of `roomtape bench receiver`.
@@ -65,8 +71,9 @@ func manifestCounters(path string) func(*child) (Counters, error) {
 type snapshot struct {
 	at               time.Time
 	child, bench     uint64 // CPU ticks
-	busy             uint64 // machine busy ticks
+	machine          cpuTicks
 	sentPkts, sentB  uint64
+	resent           uint64
 	recv             Counters
 	udpRcvbuf, udpIn uint64
 }
@@ -80,10 +87,10 @@ func (r *runner) snap(c *child, spec receiverSpec) (snapshot, error) {
 	if s.bench, err = procTicks(os.Getpid()); err != nil {
 		return s, err
 	}
-	if s.busy, err = machineBusy(); err != nil {
+	if s.machine, err = machineTicks(); err != nil {
 		return s, err
 	}
-	s.sentPkts, s.sentB = r.sent.packets.Load(), r.sent.bytes.Load()
+	s.sentPkts, s.sentB, s.resent = r.sent.packets.Load(), r.sent.bytes.Load(), r.sent.resent.Load()
 	s.udpRcvbuf, s.udpIn, _ = udpErrors()
 	s.recv, err = spec.probe(c)
 	return s, err
@@ -163,6 +170,7 @@ func (r *runner) measure(ctx context.Context, spec receiverSpec, n int) (*Phase,
 	mem, _ := procMem(c.pid())
 	heap, heapOK := c.heapIn(s0.at, s1.at)
 	stop()
+	ph.ChildLog = childWarnings(c.stderrText())
 	final, ferr := spec.final(c)
 	if ferr != nil {
 		ph.Problems = append(ph.Problems, "final counters: "+ferr.Error())
@@ -173,13 +181,15 @@ func (r *runner) measure(ctx context.Context, spec receiverSpec, n int) (*Phase,
 	ph.WindowSeconds = secs
 	ph.Cores = cores(s1.child - s0.child)
 	ph.BenchCores = cores(s1.bench - s0.bench)
-	ph.OtherCores = max(cores(s1.busy-s0.busy)-ph.Cores-ph.BenchCores, 0)
+	ph.SoftirqCores = cores(s1.machine.softirq - s0.machine.softirq)
+	ph.OtherCores = max(cores(s1.machine.busy-s0.machine.busy)-ph.Cores-ph.BenchCores-ph.SoftirqCores, 0)
 	ph.Peers, ph.Tracks = s1.recv.Peers, s1.recv.Tracks
 	if ph.Peers > 0 {
 		ph.CoresPerParticipant = ph.Cores / float64(ph.Peers)
 	}
 	ph.SentPPS = float64(s1.sentPkts-s0.sentPkts) / secs
 	ph.SentMbps = float64(s1.sentB-s0.sentB) * 8 / secs / 1e6
+	ph.ResentPPS = float64(s1.resent-s0.resent) / secs
 	if rs := s1.recv.Time().Sub(s0.recv.Time()).Seconds(); rs > 0 {
 		ph.RecvPPS = float64(s1.recv.Packets-s0.recv.Packets) / rs
 		ph.RecvMbps = float64(s1.recv.Bytes-s0.recv.Bytes) * 8 / rs / 1e6
@@ -208,6 +218,34 @@ func (r *runner) measure(ctx context.Context, spec receiverSpec, n int) (*Phase,
 	r.progress("N=%d %s: %.3f cores (%.4f/participant), recv %.0f of %.0f pps, heap %.0f MB, lost %d, dropped %d",
 		n, spec.name, ph.Cores, ph.CoresPerParticipant, ph.RecvPPS, ph.SentPPS, ph.HeapMB, ph.Lost, ph.Dropped)
 	return ph, nil
+}
+
+// childWarnings summarizes what the child logged (it runs at warn level) as "N× message" lines,
+// most frequent first: JSON log lines by their msg field, other lines as they are.
+func childWarnings(stderr string) []string {
+	if stderr == "" {
+		return nil
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(stderr, "\n") {
+		var rec struct {
+			Msg string `json:"msg"`
+		}
+		msg := line
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg != "" {
+			msg = rec.Msg
+		}
+		counts[tail(msg, 200)]++
+	}
+	msgs := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(msgs, func(a, b string) int {
+		return cmp.Or(cmp.Compare(counts[b], counts[a]), strings.Compare(a, b))
+	})
+	out := make([]string, 0, min(len(msgs), 10))
+	for _, m := range msgs[:min(len(msgs), 10)] {
+		out = append(out, fmt.Sprintf("%d× %s", counts[m], m))
+	}
+	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -78,33 +78,42 @@ func parseStatusMem(b []byte) (memStatus, error) {
 	return m, nil
 }
 
-// machineBusy sums the non-idle ticks of every CPU from /proc/stat.
-func machineBusy() (uint64, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseMachineBusy(b)
+// cpuTicks are the machine's CPU ticks (all CPUs) from the first line of /proc/stat.
+type cpuTicks struct {
+	busy    uint64 // everything but idle and iowait (softirq included)
+	softirq uint64 // softirq alone: loopback packet delivery lands here with IRQ time accounting
 }
 
-func parseMachineBusy(b []byte) (uint64, error) {
+// machineTicks reads /proc/stat.
+func machineTicks() (cpuTicks, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}, err
+	}
+	return parseMachineTicks(b)
+}
+
+func parseMachineTicks(b []byte) (cpuTicks, error) {
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	f := strings.Fields(string(line))
 	if len(f) < 8 || f[0] != "cpu" {
-		return 0, fmt.Errorf("proc stat: unexpected first line %q", line)
+		return cpuTicks{}, fmt.Errorf("proc stat: unexpected first line %q", line)
 	}
-	var busy uint64
+	var t cpuTicks
 	for i, v := range f[1:] {
 		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is already in user
 			continue
 		}
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("proc stat: %q: %w", v, err)
+			return cpuTicks{}, fmt.Errorf("proc stat: %q: %w", v, err)
 		}
-		busy += n
+		t.busy += n
+		if i == 6 {
+			t.softirq = n
+		}
 	}
-	return busy, nil
+	return t, nil
 }
 
 // udpErrors returns the machine's UDP RcvbufErrors and InErrors counters from /proc/net/snmp:

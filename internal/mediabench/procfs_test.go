@@ -25,12 +25,12 @@ func TestParseStatusMem(t *testing.T) {
 	}
 }
 
-func TestParseMachineBusy(t *testing.T) {
+func TestParseMachineTicks(t *testing.T) {
 	// user nice system idle iowait irq softirq steal guest guest_nice
 	stat := "cpu  100 2 30 5000 70 4 5 6 50 1\ncpu0 50 1 15 2500 35 2 2 3 25 0\n"
-	got, err := parseMachineBusy([]byte(stat))
-	if err != nil || got != 100+2+30+4+5+6 {
-		t.Fatalf("got %d, %v", got, err)
+	got, err := parseMachineTicks([]byte(stat))
+	if err != nil || got.busy != 100+2+30+4+5+6 || got.softirq != 5 {
+		t.Fatalf("got %+v, %v", got, err)
 	}
 }
 

@@ -28,12 +28,14 @@ type Phase struct {
 	CoresPerParticipant float64 `json:"cores_per_participant"` // Cores / Peers
 	MicrosPerPacket     float64 `json:"cpu_us_per_packet"`     // Cores / received packets per second
 	BenchCores          float64 `json:"bench_cores"`           // this process: publishers + signalling
-	OtherCores          float64 `json:"other_cores"`           // the rest of the machine (other users, softirq)
+	SoftirqCores        float64 `json:"softirq_cores"`         // kernel softirq, machine-wide (loopback delivery)
+	OtherCores          float64 `json:"other_cores"`           // the rest of the machine (other users)
 	LifetimeCPUSeconds  float64 `json:"lifetime_cpu_seconds"`  // child rusage at exit (setup and shutdown included)
 
 	SentPPS   float64 `json:"sent_pps"` // RTP packets the publishers sent (window)
 	SentMbps  float64 `json:"sent_mbps"`
-	RecvPPS   float64 `json:"recv_pps"` // RTP packets the child received (window)
+	ResentPPS float64 `json:"resent_pps"` // retransmissions (NACK answers) the publishers sent
+	RecvPPS   float64 `json:"recv_pps"`   // RTP packets the child received (window)
 	RecvMbps  float64 `json:"recv_mbps"`
 	RecvRatio float64 `json:"recv_ratio"` // RecvPPS / SentPPS
 
@@ -55,6 +57,13 @@ type Phase struct {
 	UDPRcvbufErrors uint64 `json:"udp_rcvbuf_errors"`
 
 	Problems []string `json:"problems,omitempty"`
+	// ChildLog summarizes the child's own warnings (count, first and last line).
+	ChildLog []string `json:"child_log,omitempty"`
+	// Runs, CoresMin and CoresMax are set on a point's summary phase when it was measured more
+	// than once: the summary is the run with the median CPU.
+	Runs     int     `json:"runs,omitempty"`
+	CoresMin float64 `json:"cores_min,omitempty"`
+	CoresMax float64 `json:"cores_max,omitempty"`
 }
 
 // Healthy reports whether every participant stayed connected and received: all tracks up,
@@ -66,9 +75,14 @@ func (p *Phase) Healthy(minRatio float64) bool {
 // Point is one fleet size with the receiver under test and its baseline.
 type Point struct {
 	Participants int     `json:"participants"`
-	Baseline     *Phase  `json:"baseline,omitempty"`
-	Subject      *Phase  `json:"subject"`
+	Baseline     *Phase  `json:"baseline,omitempty"`  // median run
+	Subject      *Phase  `json:"subject"`             // median run
 	CPURatio     float64 `json:"cpu_ratio,omitempty"` // Subject.Cores / Baseline.Cores
+	// BaselineOK and SubjectOK say every run kept up (Phase.Healthy; bot benchmark).
+	BaselineOK bool `json:"baseline_ok"`
+	SubjectOK  bool `json:"subject_ok"`
+	// AllRuns lists every measurement of this size in the order taken.
+	AllRuns []*Phase `json:"all_runs"`
 }
 
 // Capacity is the largest fleet each receiver kept connected and receiving (bot benchmark).
@@ -104,16 +118,18 @@ func WriteTable(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "clip: Opus 20 ms + VP8 %dx%d %.0f fps %.0f kbps; window %s after %s warm-up\n\n",
 		rep.Clip.Width, rep.Clip.Height, rep.Clip.VideoFPS, rep.Clip.VideoKbps, rep.Duration, rep.Warmup)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\treceiver\tpeers\ttracks\tconnect s\tcores\tcores/peer\tµs/pkt\tsent pps\trecv/sent\theap MB\theap KiB/trk\tRSS MB\tpeak RSS MB\tlost\tdropped\tudp drops\tbench cores\tother cores\tload\t")
+	fmt.Fprintln(tw, "N\treceiver\truns\tpeers\ttracks\tconnect s\tcores\tcores range\tcores/peer\tµs/pkt\tsent pps\tresent pps\trecv/sent\t"+
+		"heap MB\theap KiB/trk\tRSS MB\tpeak RSS MB\tlost\tdropped\tudp drops\tbench cores\tsoftirq\tother cores\tload\t")
 	for _, pt := range rep.Points {
 		for _, ph := range []*Phase{pt.Baseline, pt.Subject} {
 			if ph == nil {
 				continue
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.1f\t%.3f\t%.4f\t%.1f\t%.0f\t%.3f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%.2f\t%.2f\t%s\t\n",
-				pt.Participants, ph.Name, ph.Peers, ph.Tracks, ph.ConnectSeconds, ph.Cores, ph.CoresPerParticipant,
-				ph.MicrosPerPacket, ph.SentPPS, ph.RecvRatio, ph.HeapMB, ph.HeapKBPerTrk, ph.RSSMB, ph.PeakRSSMB,
-				ph.Lost, ph.Dropped, ph.UDPRcvbufErrors, ph.BenchCores, ph.OtherCores, strings.Fields(ph.LoadAvg + " -")[0])
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f–%.3f\t%.4f\t%.1f\t%.0f\t%.0f\t%.3f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%s\t\n",
+				pt.Participants, ph.Name, max(ph.Runs, 1), ph.Peers, ph.Tracks, ph.ConnectSeconds, ph.Cores, ph.CoresMin, ph.CoresMax,
+				ph.CoresPerParticipant, ph.MicrosPerPacket, ph.SentPPS, ph.ResentPPS, ph.RecvRatio, ph.HeapMB, ph.HeapKBPerTrk,
+				ph.RSSMB, ph.PeakRSSMB, ph.Lost, ph.Dropped, ph.UDPRcvbufErrors, ph.BenchCores, ph.SoftirqCores, ph.OtherCores,
+				strings.Fields(ph.LoadAvg + " -")[0])
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -136,12 +152,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 		fmt.Fprintf(w, "%-4s %s: %s (target %s)\n", verdict, c.Name, c.Measured, c.Target)
 	}
 	for _, pt := range rep.Points {
-		for _, ph := range []*Phase{pt.Baseline, pt.Subject} {
-			if ph == nil {
-				continue
-			}
+		for i, ph := range pt.AllRuns {
 			for _, p := range ph.Problems {
-				fmt.Fprintf(w, "problem (N=%d, %s): %s\n", pt.Participants, ph.Name, p)
+				fmt.Fprintf(w, "problem (N=%d, %s, run %d): %s\n", pt.Participants, ph.Name, i+1, p)
 			}
 		}
 	}

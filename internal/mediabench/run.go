@@ -1,12 +1,14 @@
 package mediabench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,39 +73,48 @@ func setup(ctx context.Context, o Options) (*runner, func() error, error) {
 	return r, cleanup, nil
 }
 
-// point starts a fleet of n publishers and measures each receiver against it in turn.
-func (r *runner) point(ctx context.Context, n int, specs func(channel string) []receiverSpec) ([]*Phase, error) {
+// point starts a fleet of n publishers and measures each receiver against it, Repeat times,
+// alternating the order (A B, B A, A B, …) so that drifting load on the machine hits both alike.
+func (r *runner) point(ctx context.Context, n int, specs func(channel string, run int) []receiverSpec) ([]*Phase, error) {
 	channel := fmt.Sprintf("bench-%d-%d", n, time.Now().UnixNano())
 	r.progress("N=%d: starting %d publishers in %s", n, n, channel)
 	f, err := startFleet(ctx, r.srv.url, channel, n, r.tr, r.clip, r.fleetLog, r.o.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if ferr := f.close(); ferr != nil {
+			r.o.Logger.Warn("publishers ended with errors", "err", ferr)
+		}
+	}()
 	var phases []*Phase
-	var errs []error
-	for _, spec := range specs(channel) {
-		ph, err := r.measure(ctx, spec, n)
-		if err != nil {
+	for run := range r.o.Repeat {
+		order := specs(channel, run)
+		if run%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, spec := range order {
+			ph, err := r.measure(ctx, spec, n)
+			if spec.cleanup != nil {
+				spec.cleanup()
+			}
 			if ph == nil {
 				ph = &Phase{Name: spec.name, Receiver: spec.desc, Participants: n}
 			}
-			ph.Problems = append(ph.Problems, err.Error())
+			if err != nil {
+				ph.Problems = append(ph.Problems, err.Error())
+			}
+			phases = append(phases, ph)
 			if ctx.Err() != nil {
-				errs = append(errs, err)
-				phases = append(phases, ph)
-				break
+				return phases, ctx.Err()
+			}
+			// The next receiver starts once the publishers have seen this one leave.
+			if werr := f.waitReceiversGone(ctx, 15*time.Second); werr != nil {
+				ph.Problems = append(ph.Problems, werr.Error())
 			}
 		}
-		phases = append(phases, ph)
-		// The next receiver starts once the publishers have seen this one leave.
-		if werr := f.waitReceiversGone(ctx, 15*time.Second); werr != nil {
-			ph.Problems = append(ph.Problems, werr.Error())
-		}
 	}
-	if ferr := f.close(); ferr != nil {
-		r.o.Logger.Warn("publishers ended with errors", "err", ferr)
-	}
-	return phases, errors.Join(errs...)
+	return phases, nil
 }
 
 func (r *runner) report(bench string) *Report {
@@ -130,31 +141,32 @@ func RunRecord(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	rep = r.report("record")
-	for i, n := range o.Participants {
-		specs := func(channel string) []receiverSpec {
+	for _, n := range o.Participants {
+		specs := func(channel string, run int) []receiverSpec {
 			var out []receiverSpec
 			if o.Baseline {
-				dir := filepath.Join(r.dir, fmt.Sprintf("bare-%d", i))
+				dir := filepath.Join(r.dir, fmt.Sprintf("bare-%d-%d", n, run))
 				out = append(out, receiverSpec{
 					name: "bare-pion-save", desc: "bare pion answerer (pion defaults), ReadRTP → pion oggwriter/ivfwriter behind bufio, no jitter buffer",
 					args:  receiverArgs(r.srv.url, channel, "~bench-bare", StackPion, SinkDisk, dir),
 					probe: childCounters, final: childFinal,
+					// Recordings are large (≈ 0.5 MB/s per participant): drop each once measured.
+					cleanup: func() { _ = os.RemoveAll(dir) },
 				})
 			}
+			dir := filepath.Join(r.dir, fmt.Sprintf("rec-%d-%d", n, run))
+			manifest := manifestCounters(filepath.Join(dir, "bench", "manifest.json"))
 			out = append(out, receiverSpec{
 				name: "recorder", desc: "roomtape record (bot + recorder: jitter buffer, keyframe gate, timeline, Ogg/IVF, manifest)",
 				args: []string{"record", "--config", cfg, "--signal-url", r.srv.url, "--channel", channel, "--loopback",
-					"--out", filepath.Join(r.dir, fmt.Sprintf("rec-%d", i)), "--id", "bench"},
-				probe: manifestCounters(filepath.Join(r.dir, fmt.Sprintf("rec-%d", i), "bench", "manifest.json")),
+					"--out", dir, "--id", "bench"},
+				probe: manifest, final: manifest,
+				cleanup: func() { _ = os.RemoveAll(dir) },
 			})
-			out[len(out)-1].final = out[len(out)-1].probe
 			return out
 		}
 		phases, perr := r.point(ctx, n, specs)
-		// Recordings are large (≈ 0.5 MB/s per participant): drop them as soon as they are measured.
-		_ = os.RemoveAll(filepath.Join(r.dir, fmt.Sprintf("bare-%d", i)))
-		_ = os.RemoveAll(filepath.Join(r.dir, fmt.Sprintf("rec-%d", i)))
-		rep.Points = append(rep.Points, makePoint(n, phases))
+		rep.Points = append(rep.Points, makePoint(n, "bare-pion-save", "recorder", phases, o.MinRecvRatio))
 		if perr != nil {
 			return rep, perr
 		}
@@ -179,7 +191,7 @@ func RunBot(ctx context.Context, o Options) (rep *Report, err error) {
 	capa := &Capacity{Criterion: fmt.Sprintf("every track receiving, ≥ %.0f%% of sent packets received in the window, loss < 1%%", o.MinRecvRatio*100)}
 	rep.Capacity = capa
 	for _, n := range o.Participants {
-		specs := func(channel string) []receiverSpec {
+		specs := func(channel string, _ int) []receiverSpec {
 			var out []receiverSpec
 			if o.Baseline {
 				out = append(out, receiverSpec{
@@ -196,19 +208,18 @@ func RunBot(ctx context.Context, o Options) (rep *Report, err error) {
 			return out
 		}
 		phases, perr := r.point(ctx, n, specs)
-		pt := makePoint(n, phases)
+		pt := makePoint(n, "bare-pion-discard", "bot-discard", phases, o.MinRecvRatio)
 		rep.Points = append(rep.Points, pt)
 		if perr != nil {
 			return rep, perr
 		}
-		subOK, baseOK := pt.Subject.Healthy(o.MinRecvRatio), pt.Baseline.Healthy(o.MinRecvRatio)
-		if subOK && capa.Subject < n {
+		if pt.SubjectOK && capa.Subject < n {
 			capa.Subject = n
 		}
-		if baseOK && capa.Baseline < n {
+		if pt.BaselineOK && capa.Baseline < n {
 			capa.Baseline = n
 		}
-		if !subOK && !baseOK && !o.KeepGoing {
+		if !pt.SubjectOK && !pt.BaselineOK && !o.KeepGoing {
 			r.progress("N=%d: neither receiver kept up; stopping the ramp", n)
 			break
 		}
@@ -230,20 +241,36 @@ func receiverArgs(url, channel, peer, stack, sink, out string) []string {
 	return args
 }
 
-// makePoint pairs the phases of one size: the last is the subject, an earlier one the baseline.
-func makePoint(n int, phases []*Phase) Point {
-	pt := Point{Participants: n}
-	switch len(phases) {
-	case 0:
-	case 1:
-		pt.Subject = phases[0]
-	default:
-		pt.Baseline, pt.Subject = phases[0], phases[len(phases)-1]
-	}
+// makePoint summarizes the runs of one size: for each receiver the run with the median CPU
+// (with the range of all runs), the CPU ratio of the medians, and whether every run kept up.
+func makePoint(n int, baseline, subject string, phases []*Phase, minRatio float64) Point {
+	pt := Point{Participants: n, AllRuns: phases}
+	pt.Baseline, pt.BaselineOK = summarize(phases, baseline, minRatio)
+	pt.Subject, pt.SubjectOK = summarize(phases, subject, minRatio)
 	if pt.Baseline != nil && pt.Subject != nil && pt.Baseline.Cores > 0 {
 		pt.CPURatio = pt.Subject.Cores / pt.Baseline.Cores
 	}
 	return pt
+}
+
+// summarize returns a copy of the median-CPU run named name and whether every such run was healthy.
+func summarize(phases []*Phase, name string, minRatio float64) (*Phase, bool) {
+	var runs []*Phase
+	healthy := true
+	for _, p := range phases {
+		if p.Name == name {
+			runs = append(runs, p)
+			healthy = healthy && p.Healthy(minRatio)
+		}
+	}
+	if len(runs) == 0 {
+		return nil, false
+	}
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b *Phase) int { return cmp.Compare(a.Cores, b.Cores) })
+	median := *sorted[(len(sorted)-1)/2]
+	median.Runs, median.CoresMin, median.CoresMax = len(runs), sorted[0].Cores, sorted[len(sorted)-1].Cores
+	return &median, healthy
 }
 
 // recordChecks compares every size with the recorder issue's targets.
