@@ -146,7 +146,7 @@ func (c *Conn) readLoop(ctx context.Context) {
 		}
 		c.lastIn.Store(time.Now().UnixNano())
 		if typ != websocket.MessageText {
-			c.srv.metrics.messagesIn.WithLabelValues("binary").Inc()
+			c.srv.metrics.in("binary")
 			c.replyError(CodeMalformedMessage, "binary frames are not supported", "")
 			continue
 		}
@@ -233,7 +233,7 @@ func (c *Conn) writeBatch(ctx context.Context, frames [][]byte, types []string) 
 			c.log.Debug("write failed", logattr.Err, err)
 			return false
 		}
-		c.srv.metrics.messagesOut.WithLabelValues(types[i]).Inc()
+		c.srv.metrics.out(types[i])
 	}
 	if c.batch != nil {
 		if err := c.batch.end(c.srv.cfg.WriteTimeout); err != nil {
@@ -257,12 +257,12 @@ func (c *Conn) handle(frame []byte) {
 	if err != nil {
 		var de *DecodeError
 		errors.As(err, &de)
-		c.srv.metrics.messagesIn.WithLabelValues("malformed").Inc()
+		c.srv.metrics.in("malformed")
 		c.replyError(de.Code, de.Msg, de.RequestID)
 		return
 	}
 	if req.Type == TypePing {
-		c.srv.metrics.messagesIn.WithLabelValues(TypePing).Inc()
+		c.srv.metrics.in(TypePing)
 		c.enqueue(framePong, TypePong)
 		return
 	}
@@ -272,9 +272,9 @@ func (c *Conn) handle(frame []byte) {
 	}
 	switch req.Type {
 	case TypeSubscribe, TypeUnsubscribe, TypePublish, TypeSend:
-		c.srv.metrics.messagesIn.WithLabelValues(req.Type).Inc()
+		c.srv.metrics.in(req.Type)
 	default:
-		c.srv.metrics.messagesIn.WithLabelValues("unknown").Inc()
+		c.srv.metrics.in("unknown")
 		c.replyError(CodeUnknownType, "unknown message type", req.RequestID)
 		return
 	}

@@ -16,6 +16,32 @@ type metrics struct {
 	errors      *prometheus.CounterVec
 	closes      *prometheus.CounterVec
 	accepted    *prometheus.CounterVec
+	// inByType and outByType hold the counters of every known frame type, resolved once: the
+	// per-frame path then skips WithLabelValues' label hashing. Read-only after newMetrics.
+	inByType  map[string]prometheus.Counter
+	outByType map[string]prometheus.Counter
+}
+
+// frameTypes are every label value of messages_in_total and messages_out_total.
+var frameTypes = []string{TypeSubscribe, TypeUnsubscribe, TypePublish, TypeSend, TypePing, "unknown", "malformed", "binary",
+	TypeWelcome, TypeAck, TypeError, TypeMessage, TypeDirect, TypePresence, TypeGoingAway, TypePong}
+
+// in counts an inbound frame of type typ.
+func (m *metrics) in(typ string) {
+	if c, ok := m.inByType[typ]; ok {
+		c.Inc()
+		return
+	}
+	m.messagesIn.WithLabelValues(typ).Inc()
+}
+
+// out counts an outbound frame of type typ.
+func (m *metrics) out(typ string) {
+	if c, ok := m.outByType[typ]; ok {
+		c.Inc()
+		return
+	}
+	m.messagesOut.WithLabelValues(typ).Inc()
 }
 
 func newMetrics(b Broker) *metrics {
@@ -41,6 +67,11 @@ func newMetrics(b Broker) *metrics {
 			Namespace: "roomtape", Subsystem: "signal", Name: "connections_accepted_total",
 			Help: "Connections that received a welcome, by credential kind (key, token).",
 		}, []string{"credential"}),
+	}
+	m.inByType, m.outByType = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	for _, t := range frameTypes {
+		m.inByType[t] = m.messagesIn.WithLabelValues(t)
+		m.outByType[t] = m.messagesOut.WithLabelValues(t)
 	}
 	m.registry.MustRegister(m.messagesIn, m.messagesOut, m.errors, m.closes, m.accepted,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
