@@ -30,7 +30,10 @@ type TrackInfo struct {
 	PayloadType    uint8
 	SSRC           uint32
 	RID            string
-	StartedAt      time.Time
+	// AudioLevelExtID is the negotiated id of the RFC 6464 audio level header extension
+	// (urn:ietf:params:rtp-hdrext:ssrc-audio-level), 0 when the sender did not offer it.
+	AudioLevelExtID uint8
+	StartedAt       time.Time
 }
 
 // Role returns the "role" field of the track's metadata (or its stream's), or "".

@@ -244,6 +244,11 @@ func (s *session) onTrack(track *webrtc.TrackRemote, receiver *webrtc.RTPReceive
 		Channels: codec.Channels, FmtpLine: codec.SDPFmtpLine, PayloadType: uint8(codec.PayloadType),
 		SSRC: uint32(track.SSRC()), RID: track.RID(), StartedAt: time.Now(),
 	}
+	for _, e := range receiver.GetParameters().HeaderExtensions {
+		if e.URI == AudioLevelURI && e.ID > 0 && e.ID < 256 {
+			info.AudioLevelExtID = uint8(e.ID)
+		}
+	}
 	t := &trackReader{s: s, track: track, receiver: receiver, info: info,
 		log: s.log.With(logattr.Track, info.TrackID, "kind", info.Kind, "ssrc", info.SSRC)}
 	s.mu.Lock()

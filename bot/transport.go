@@ -96,6 +96,10 @@ type Transport struct {
 	muxPC  net.PacketConn
 }
 
+// AudioLevelURI is the RFC 6464 client-to-mixer audio level header extension; the bot
+// negotiates it for audio so that speech activity is measured without decoding.
+const AudioLevelURI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
 // NewTransport builds the pion API for cfg. Close releases the mux socket. extra interceptors
 // are placed outermost, nearest the network (e.g. loss injection in tests).
 func NewTransport(cfg NetworkConfig, log *slog.Logger, extra ...interceptor.Factory) (*Transport, error) {
@@ -130,7 +134,7 @@ func NewTransport(cfg NetworkConfig, log *slog.Logger, extra ...interceptor.Fact
 		}
 	}
 	// Audio level (RFC 6464) for speech activity without decoding; no CVO (IVF cannot rotate).
-	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: "urn:ietf:params:rtp-hdrext:ssrc-audio-level"}, webrtc.RTPCodecTypeAudio); err != nil {
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("register audio level: %w", err)
 	}
 	ir := &interceptor.Registry{}

@@ -22,6 +22,12 @@ type Manifest struct {
 	Attempts     []Attempt      `json:"attempts"`
 	Participants []*Participant `json:"participants"`
 	Messages     string         `json:"messages,omitempty"` // messages.jsonl, when captured
+	// Mode is what the job asked for: record (files only), monitor (quality only, no media
+	// files) or both. Empty in manifests written before monitoring existed.
+	Mode   string  `json:"mode,omitempty"`
+	Stats  string  `json:"stats,omitempty"`  // stats.jsonl: one monitor.Sample per interval
+	Report string  `json:"report,omitempty"` // report.html, written when the recording ends
+	Alerts []Alert `json:"alerts,omitempty"` // every alert raise and clear, in order
 }
 
 // Recording statuses.
@@ -69,6 +75,8 @@ type Track struct {
 	TrackID  string          `json:"trackId"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 	Files    []*File         `json:"files"`
+	// Quality sums up what the track received (all its sessions), when monitoring ran.
+	Quality *Quality `json:"quality,omitempty"`
 }
 
 // File is one segment file. Offsets are ms from the recording's StartedAt.

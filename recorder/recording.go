@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/logattr"
 )
@@ -31,7 +34,15 @@ type Options struct {
 	FlushInterval time.Duration
 	// CaptureMessages writes channel broadcasts and direct messages to messages.jsonl.
 	CaptureMessages bool
-	Logger          *slog.Logger
+	// Mode is written into the manifest (record, monitor, both). With NoMedia, tracks and
+	// participants are registered in the manifest but no media file is written (monitor mode).
+	Mode    string
+	NoMedia bool
+	// Stats opens stats.jsonl for AppendStats; Report names report.html in the manifest (the
+	// caller renders it after Close).
+	Stats  bool
+	Report bool
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -68,6 +79,8 @@ type Recording struct {
 	tracks  map[*trackRec]struct{}
 	msgFile *os.File
 	msgW    *bufio.Writer
+	stFile  *os.File
+	stW     *bufio.Writer
 
 	wg        sync.WaitGroup
 	stopWrite chan struct{}
@@ -75,8 +88,12 @@ type Recording struct {
 
 var _ bot.Consumer = (*Recording)(nil)
 
-// ManifestName is the manifest's file name inside a recording folder.
-const ManifestName = "manifest.json"
+// File names inside a recording folder.
+const (
+	ManifestName = "manifest.json"
+	StatsName    = "stats.jsonl"
+	ReportName   = "report.html"
+)
 
 // Open creates (or resumes) the recording folder and writes the first manifest.
 func Open(opts Options) (*Recording, error) {
@@ -131,6 +148,18 @@ func Open(opts Options) (*Recording, error) {
 		r.msgFile, r.msgW = f, bufio.NewWriter(f)
 		m.Messages = "messages.jsonl"
 	}
+	if opts.Stats {
+		f, err := root.OpenFile(StatsName, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			r.closeFiles()
+			return nil, fmt.Errorf("open %s: %w", StatsName, err)
+		}
+		r.stFile, r.stW = f, bufio.NewWriter(f)
+		m.Stats = StatsName
+	}
+	if opts.Mode != "" {
+		m.Mode = opts.Mode
+	}
 	if err := r.writeManifest(); err != nil {
 		r.closeFiles()
 		return nil, err
@@ -158,25 +187,39 @@ func (r *Recording) Snapshot() *Manifest {
 
 // TrackStarted implements bot.Consumer: every remote track gets a pipeline and files.
 func (r *Recording) TrackStarted(info bot.TrackInfo, ctrl bot.TrackControl) bot.TrackSink {
+	sink, _ := r.StartTrack(info, ctrl)
+	return sink
+}
+
+// StartTrack registers a remote track in the manifest and returns its sink (nil when the track
+// is not recorded: unknown codec, closed recording) and its logical track key. With NoMedia the
+// sink only marks the logical track busy until it ends.
+func (r *Recording) StartTrack(info bot.TrackInfo, ctrl bot.TrackControl) (bot.TrackSink, string) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return nil
+		return nil, ""
 	}
 	p := r.participantLocked(info.PeerID, info.PeerMetadata)
 	r.sessionLocked(p, info)
 	mt := r.trackGroupLocked(p, info)
+	if r.opts.NoMedia {
+		r.active[mt] = nil
+		r.dirty = true
+		r.mu.Unlock()
+		return &registeredTrack{r: r, mt: mt}, mt.Key
+	}
 	r.mu.Unlock()
 
 	t, err := newTrackRec(r, info, ctrl, mt)
 	if err != nil {
 		r.log.Warn("not recording track", logattr.Peer, info.PeerID, logattr.Track, info.TrackID, "codec", info.MimeType, logattr.Err, err)
-		return nil
+		return nil, mt.Key
 	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return nil
+		return nil, mt.Key
 	}
 	r.active[mt] = t
 	r.tracks[t] = struct{}{}
@@ -193,7 +236,65 @@ func (r *Recording) TrackStarted(info bot.TrackInfo, ctrl bot.TrackControl) bot.
 		}
 		r.mu.Unlock()
 	}()
-	return t
+	return t, mt.Key
+}
+
+// registeredTrack is the sink of a track in a recording without media (monitor mode).
+type registeredTrack struct {
+	r  *Recording
+	mt *Track
+}
+
+func (t *registeredTrack) WriteRTP(*rtp.Packet, time.Time)    {}
+func (t *registeredTrack) WriteRTCP([]rtcp.Packet, time.Time) {}
+func (t *registeredTrack) Reconnected()                       {}
+func (t *registeredTrack) End(bot.EndReason) {
+	t.r.mu.Lock()
+	if tr, ok := t.r.active[t.mt]; ok && tr == nil {
+		delete(t.r.active, t.mt)
+	}
+	t.r.mu.Unlock()
+}
+
+// SetQuality stores the monitor's summary of a participant's logical track (key and kind).
+func (r *Recording) SetQuality(peerID, key, kind string, q Quality) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.m.Participants {
+		if p.PeerID != peerID {
+			continue
+		}
+		for _, t := range p.Tracks {
+			if t.Key == key && t.Kind == kind {
+				t.Quality = &q
+				r.dirty = true
+			}
+		}
+	}
+}
+
+// AddAlert appends an alert raise or clear to the manifest.
+func (r *Recording) AddAlert(a Alert) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m.Alerts = append(r.m.Alerts, a)
+	r.dirty = true
+}
+
+// AppendStats writes one line of stats.jsonl (Options.Stats); it is flushed with the manifest,
+// at least every FlushInterval.
+func (r *Recording) AppendStats(v any) error {
+	line, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode stats: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stW == nil || r.closed {
+		return ErrClosed
+	}
+	_, err = r.stW.Write(append(line, '\n'))
+	return err
 }
 
 func (r *Recording) participantLocked(peerID string, meta []byte) *Participant {
@@ -398,6 +499,9 @@ func (r *Recording) writer() {
 			if r.msgW != nil {
 				_ = r.msgW.Flush()
 			}
+			if r.stW != nil {
+				_ = r.stW.Flush()
+			}
 			dirty := r.dirty
 			r.mu.Unlock()
 			if dirty {
@@ -458,6 +562,9 @@ func (r *Recording) Close(status, reason string) (*Manifest, error) {
 	r.m.EndedAt = &now
 	a := &r.m.Attempts[len(r.m.Attempts)-1]
 	a.EndedAt, a.Status, a.Reason = &now, status, reason
+	if r.opts.Report {
+		r.m.Report = ReportName
+	}
 	r.mu.Unlock()
 	err := r.writeManifest()
 	err = errors.Join(err, r.closeFiles())
@@ -468,6 +575,9 @@ func (r *Recording) closeFiles() error {
 	var errs []error
 	if r.msgW != nil {
 		errs = append(errs, r.msgW.Flush(), r.msgFile.Close())
+	}
+	if r.stW != nil {
+		errs = append(errs, r.stW.Flush(), r.stFile.Sync(), r.stFile.Close())
 	}
 	errs = append(errs, r.root.Close())
 	return errors.Join(errs...)
