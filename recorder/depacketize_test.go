@@ -110,6 +110,7 @@ func ivfRoundTrip(t *testing.T, mt *mediaTool, tc ivfCase, src, out string) []iv
 	if err != nil {
 		t.Fatal(err)
 	}
+	inspect := recorder.NewFrameStart(tc.mime)
 	p := rtp.NewPacketizer(1200, 96, 1, tc.payloader(), rtp.NewRandomSequencer(), 90000)
 	base := uint32(0xFFFF0000) // the RTP timestamp wraps during the test
 	fragmented := 0
@@ -122,6 +123,17 @@ func ivfRoundTrip(t *testing.T, mt *mediaTool, tc ivfCase, src, out string) []iv
 		}
 		if i%7 == 3 {
 			pkts = append(pkts[:1], append([]*rtp.Packet{paddingPacket(ts)}, pkts[1:]...)...)
+		}
+		// The monitor's one-packet view agrees with the bitstream.
+		if start, key, w, h := inspect(pkts[0]); !start || key != keys[i].Key || key && w != 0 && (w != tc.width || h != tc.height) {
+			t.Fatalf("frame %d: FrameStart says start %v key %v %dx%d; ffprobe key %v", i, start, key, w, h, keys[i].Key)
+		} else if i == 0 && w == 0 {
+			t.Fatalf("first keyframe: FrameStart found no size")
+		}
+		for _, q := range pkts[1:] {
+			if start, _, _, _ := inspect(q); start && len(q.Payload) > 0 {
+				t.Fatalf("frame %d: a continuation packet looks like a frame start", i)
+			}
 		}
 		frame, err := d.Depacketize(pkts)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/rtp/codecs/av1/obu"
+	"github.com/pion/rtp/codecs/vp9"
 )
 
 // FrameStart tells, from one RTP packet alone, whether it begins a video frame and, when it does,
@@ -52,18 +53,23 @@ func vp8StartKeyframe(payload []byte) (bool, int, int) {
 	return vp8Keyframe(b)
 }
 
-// vp9StartKeyframe: a picture that is not inter-predicted (P=0) in its base spatial layer; the
-// size comes from the scalability structure browsers send with keyframes.
+// vp9StartKeyframe: the base spatial layer's uncompressed header says key frame (the
+// descriptor's P bit is not trusted: not every sender sets it); the size comes from the
+// scalability structure browsers send with keyframes, or else from the frame header.
 func vp9StartKeyframe(payload []byte) (bool, int, int) {
 	var d codecs.VP9Packet
-	if _, err := d.Unmarshal(payload); err != nil || d.P || d.SID != 0 {
+	b, err := d.Unmarshal(payload)
+	if err != nil || d.SID != 0 {
 		return false, 0, 0
 	}
-	w, h := 0, 0
-	if d.V && d.Y && len(d.Width) > 0 {
-		w, h = int(d.Width[len(d.Width)-1]), int(d.Height[len(d.Height)-1])
+	var hdr vp9.Header
+	if hdr.Unmarshal(b) != nil || hdr.NonKeyFrame || hdr.ShowExistingFrame {
+		return false, 0, 0
 	}
-	return true, w, h
+	if d.V && d.Y && len(d.Width) > 0 {
+		return true, int(d.Width[len(d.Width)-1]), int(d.Height[len(d.Height)-1])
+	}
+	return true, int(hdr.Width()), int(hdr.Height())
 }
 
 // av1StartKeyframe: the aggregation header's N bit starts a coded video sequence (a keyframe);
