@@ -99,6 +99,9 @@ func (j *jitterBuffer) push(p *rtp.Packet, arrival time.Time) {
 	j.pkts[ext] = bufPacket{p: p, arrival: arrival}
 }
 
+// pending reports whether packets are held back (waiting for a hole or the rest of a frame).
+func (j *jitterBuffer) pending() bool { return len(j.pkts) > 0 }
+
 // pop releases the next complete frame, or ok=false when it must wait. With flush set (end of
 // track) it does not wait: what is complete is released, the rest counted as lost.
 func (j *jitterBuffer) pop(now time.Time, flush bool) (f releasedFrame, ok bool) {

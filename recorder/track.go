@@ -27,21 +27,29 @@ const (
 	videoRate     = 90000
 )
 
-type eventKind uint8
+// queuedPacket is one RTP packet waiting for the track's worker: 16 bytes, so the queue costs
+// 64 KiB of memory per track however long it is waited on.
+type queuedPacket struct {
+	pkt *rtp.Packet
+	at  time.Duration // arrival, since the track's base time (monotonic)
+}
 
-const (
-	evRTP eventKind = iota
-	evRTCP
-	evEnd
-)
-
-type trackEvent struct {
-	kind   eventKind
-	pkt    *rtp.Packet
-	at     time.Time
+// control is a rarer event: sender reports, or the end of the track.
+type control struct {
 	rtcp   []rtcp.Packet
+	at     time.Time
+	end    bool
 	reason bot.EndReason
 }
+
+// Queue sizes: 4096 packets is 4 s of a 4 Mbps screen share, 80 s of audio.
+const (
+	packetQueue  = 4096
+	controlQueue = 16
+	// pollPending is how often a track with packets held back (a hole waiting for NACK, a frame
+	// not yet complete, a keyframe awaited) re-checks them; an idle track has no timer at all.
+	pollPending = 20 * time.Millisecond
+)
 
 // trackRec records one remote track: WriteRTP (the bot's reader goroutine) only queues; the
 // worker goroutine reorders, assembles, gates, times and writes, so a slow disk never stalls the
@@ -53,7 +61,9 @@ type trackRec struct {
 	log  *slog.Logger
 	mt   *Track
 
-	in          chan trackEvent
+	in          chan queuedPacket
+	ctl         chan control
+	base        time.Time
 	done        chan struct{}
 	endOnce     sync.Once
 	reconnected atomic.Bool
@@ -83,7 +93,9 @@ func newTrackRec(r *Recording, info bot.TrackInfo, ctrl bot.TrackControl, mt *Tr
 	t := &trackRec{
 		rec: r, info: info, ctrl: ctrl, mt: mt,
 		log:   r.log.With(logattr.Peer, info.PeerID, logattr.Track, info.TrackID, "kind", info.Kind),
-		in:    make(chan trackEvent, 4096),
+		in:    make(chan queuedPacket, packetQueue),
+		ctl:   make(chan control, controlQueue),
+		base:  time.Now(),
 		done:  make(chan struct{}),
 		audio: info.Kind == "audio",
 		ssrc:  info.SSRC,
@@ -104,7 +116,7 @@ func newTrackRec(r *Recording, info bot.TrackInfo, ctrl bot.TrackControl, mt *Tr
 // WriteRTP queues a packet; it never blocks.
 func (t *trackRec) WriteRTP(pkt *rtp.Packet, arrival time.Time) {
 	select {
-	case t.in <- trackEvent{kind: evRTP, pkt: pkt, at: arrival}:
+	case t.in <- queuedPacket{pkt: pkt, at: arrival.Sub(t.base)}:
 	default:
 		if t.queueDrops.Add(1)%100 == 1 {
 			t.log.Warn("recorder queue full; dropping packets", "dropped", t.queueDrops.Load())
@@ -115,7 +127,7 @@ func (t *trackRec) WriteRTP(pkt *rtp.Packet, arrival time.Time) {
 // WriteRTCP queues sender reports for the timeline mapping.
 func (t *trackRec) WriteRTCP(pkts []rtcp.Packet, arrival time.Time) {
 	select {
-	case t.in <- trackEvent{kind: evRTCP, rtcp: pkts, at: arrival}:
+	case t.ctl <- control{rtcp: pkts, at: arrival}:
 	default:
 	}
 }
@@ -126,7 +138,7 @@ func (t *trackRec) Reconnected() { t.reconnected.Store(true) }
 // End finishes the track: remaining complete frames are written and the file is closed.
 func (t *trackRec) End(reason bot.EndReason) {
 	t.endOnce.Do(func() {
-		t.in <- trackEvent{kind: evEnd, reason: reason}
+		t.ctl <- control{end: true, reason: reason}
 	})
 	<-t.done
 }
@@ -140,25 +152,34 @@ func (t *trackRec) run() {
 			t.drain()
 		}
 	}()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	poll := time.NewTimer(pollPending)
+	defer poll.Stop()
+	polling := true
 	flush := time.NewTicker(t.rec.opts.FlushInterval)
 	defer flush.Stop()
 	for {
 		select {
-		case ev := <-t.in:
-			switch ev.kind {
-			case evRTP:
-				t.onPacket(ev.pkt, ev.at)
-			case evRTCP:
-				t.onRTCP(ev.rtcp, ev.at)
-			case evEnd:
+		case q := <-t.in:
+			t.onPacket(q.pkt, t.base.Add(q.at))
+			t.release(time.Now(), false)
+		case c := <-t.ctl:
+			if c.end {
+				// Every packet was queued before End: write them, then close.
+				for more := true; more; {
+					select {
+					case q := <-t.in:
+						t.onPacket(q.pkt, t.base.Add(q.at))
+					default:
+						more = false
+					}
+				}
 				t.release(time.Now(), true)
-				t.closeSegment(string(ev.reason), false)
+				t.closeSegment(string(c.reason), false)
 				return
 			}
-			t.release(time.Now(), false)
-		case now := <-tick.C:
+			t.onRTCP(c.rtcp, c.at)
+		case now := <-poll.C:
+			polling = false
 			t.release(now, false)
 			t.keyframeTimers(now)
 		case <-flush.C:
@@ -169,14 +190,22 @@ func (t *trackRec) run() {
 				t.rec.updateFile(t.seg.mf, t.seg.stats(t.jb.stats, t.queueDrops.Load()))
 			}
 		}
+		if !polling && (t.jb.pending() || t.waitingKF) {
+			poll.Reset(pollPending)
+			polling = true
+		}
 	}
 }
 
 // drain keeps accepting events after a failure so the bot's reader never blocks on End.
 func (t *trackRec) drain() {
-	for ev := range t.in {
-		if ev.kind == evEnd {
-			return
+	for {
+		select {
+		case <-t.in:
+		case c := <-t.ctl:
+			if c.end {
+				return
+			}
 		}
 	}
 }
