@@ -3,6 +3,7 @@ package pipeline
 import (
 	"time"
 
+	"github.com/roomtape/roomtape/monitor"
 	"github.com/roomtape/roomtape/recorder"
 )
 
@@ -28,6 +29,8 @@ const (
 	EventStopping          = "stopping" // a stop request was seen
 	EventFinished          = "finished" // with the manifest
 	EventFailed            = "failed"   // with a reason
+	EventStats             = "stats"    // every monitor interval, with Stats
+	EventAlert             = "alert"    // an alert raised or cleared, with Alert
 )
 
 // Warning codes of warning events.
@@ -57,6 +60,10 @@ type Event struct {
 	ManifestPath string             `json:"manifestPath,omitempty"`
 	// Elapsed is the time since the job was submitted (first_keyframe, started).
 	ElapsedMs int64 `json:"elapsedMs,omitempty"`
+	// Stats is the monitor's interval sample (stats events).
+	Stats *monitor.Sample `json:"stats,omitempty"`
+	// Alert is an alert raise or clear (alert events).
+	Alert *recorder.Alert `json:"alert,omitempty"`
 }
 
 // EventTrack identifies a track in an event.

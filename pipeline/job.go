@@ -66,6 +66,9 @@ type JobOptions struct {
 	OutputPrefix string `json:"outputPrefix,omitempty"`
 	// Announce publishes roomtape.recording started/stopped on the channel.
 	Announce *bool `json:"announce,omitempty"`
+	// Mode is record (files only), monitor (quality and alerts, no media files) or both;
+	// empty takes the worker's jobs.mode.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string ("90s", "1h30m").
@@ -180,6 +183,11 @@ func (j Job) Validate() error {
 			bad("options.codecs", "%q listed twice", c)
 		}
 		seen[c] = true
+	}
+	if o.Mode != "" {
+		if _, err := ParseMode(o.Mode); err != nil {
+			bad("options.mode", "%q: want record, monitor or both", truncate(o.Mode, 32))
+		}
 	}
 	if err := validateOutputPrefix(o.OutputPrefix); err != nil {
 		bad("options.outputPrefix", "%v", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/logattr"
+	"github.com/roomtape/roomtape/monitor"
 	"github.com/roomtape/roomtape/recorder"
 )
 
@@ -311,8 +312,20 @@ func (r *jobRun) spec(st JobState) (RecordSpec, *bot.Transport, error) {
 	if job.Options.CaptureMessages != nil {
 		ro.CaptureMessages = *job.Options.CaptureMessages
 	}
+	mode := d.Mode
+	if job.Options.Mode != "" {
+		mode = job.Options.Mode
+	}
+	mc := w.cfg.Monitor
+	mc.Metrics = w.metrics.monitor
 	// Record and the recorder add the job and channel attributes themselves.
-	return RecordSpec{Bot: bc, Recorder: ro, MaxDuration: remaining, StopWhenEmpty: empty, Logger: w.log.With("attempt", r.attempt)}, tr, nil
+	return RecordSpec{Bot: bc, Recorder: ro, MaxDuration: remaining, StopWhenEmpty: empty, Logger: w.log.With("attempt", r.attempt),
+		Mode: mode, Monitor: mc,
+		OnSample: func(s monitor.Sample) { r.emit(r.event(EventStats, func(e *Event) { e.Stats = &s })) },
+		OnAlert: func(a recorder.Alert) {
+			r.emit(r.event(EventAlert, func(e *Event) { e.Alert, e.Peer = &a, a.Peer }))
+		},
+	}, tr, nil
 }
 
 // JobPeerID is the bot's peer id for a job: <base>-<job id>. Every job has its own identity, so

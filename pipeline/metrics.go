@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/roomtape/roomtape/monitor"
 )
 
 // Job results counted by roomtape_worker_jobs_total{result}. Labels are bounded: no job ids.
@@ -35,6 +37,7 @@ type workerMetrics struct {
 	pullErrors    prometheus.Counter
 	capacity      prometheus.Gauge
 	firstKeyframe prometheus.Histogram
+	monitor       *monitor.Metrics
 }
 
 func newWorkerMetrics(capacity int) *workerMetrics {
@@ -72,6 +75,7 @@ func newWorkerMetrics(capacity int) *workerMetrics {
 	m.reg.MustRegister(m.jobs, m.results, m.tracks, m.bytes, m.lost, m.keyframeWaits, m.redeliveries,
 		m.pullErrors, m.capacity, m.firstKeyframe,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.monitor = monitor.NewMetrics(m.reg)
 	return m
 }
 

@@ -14,7 +14,9 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/logattr"
+	"github.com/roomtape/roomtape/monitor"
 	"github.com/roomtape/roomtape/recorder"
+	"github.com/roomtape/roomtape/report"
 	"github.com/roomtape/roomtape/signalling"
 )
 
@@ -30,6 +32,13 @@ type RecordSpec struct {
 	Progress func(Progress)
 	// Events, when set, receives the bot's events too (after the recorder's own handlers).
 	Events bot.Events
+	// Mode is record, monitor or both (empty: both). Monitor writes no media files.
+	Mode string
+	// Monitor configures monitoring (interval, thresholds, metrics) in monitor and both modes.
+	Monitor monitor.Config
+	// OnSample and OnAlert, when set, receive the monitor's samples and alert raises/clears.
+	OnSample func(monitor.Sample)
+	OnAlert  func(recorder.Alert)
 	// OnOpen, when set, is called with the recording once its folder and manifest exist (before
 	// the bot joins), e.g. to watch rec.Snapshot for the first keyframe.
 	OnOpen func(rec *recorder.Recording)
@@ -63,12 +72,48 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	mode, err := ParseMode(spec.Mode)
+	if err != nil {
+		return nil, err
+	}
 	spec.Recorder.Channel = spec.Bot.Channel
 	spec.Recorder.Logger = log
+	spec.Recorder.Mode, spec.Recorder.NoMedia = mode, mode == ModeMonitor
+	spec.Recorder.Stats, spec.Recorder.Report = mode != ModeRecord, true
 	spec.Bot.Logger = log.With(logattr.Job, spec.Recorder.ID)
 	rec, err := recorder.Open(spec.Recorder)
 	if err != nil {
 		return nil, err
+	}
+	var consumer bot.Consumer = rec
+	var mon *monitor.Monitor
+	if mode != ModeRecord {
+		mc := spec.Monitor
+		mc.Job, mc.Logger = spec.Recorder.ID, log
+		if mc.RecoveryWindow == 0 {
+			mc.RecoveryWindow = spec.Recorder.JitterLatency
+		}
+		mon = monitor.New(mc, monitor.Outputs{
+			Sample: func(s monitor.Sample) {
+				if err := rec.AppendStats(s); err != nil {
+					log.Warn("stats not written", logattr.Err, err)
+				}
+				if spec.OnSample != nil {
+					spec.OnSample(s)
+				}
+			},
+			Alert: func(a recorder.Alert) {
+				rec.AddAlert(a)
+				if spec.OnAlert != nil {
+					spec.OnAlert(a)
+				}
+			},
+			Quality: rec.SetQuality,
+		}, rec.StartedAt())
+		consumer = teeConsumer{rec: rec, mon: mon, log: log}
+		if mc.Metrics != nil {
+			defer mc.Metrics.Forget(mc.Job)
+		}
 	}
 	if spec.OnOpen != nil {
 		spec.OnOpen(rec)
@@ -107,8 +152,12 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 		},
 		TrackStarted: func(bot.TrackInfo) { mu.Lock(); tracks++; mu.Unlock() },
 		TrackEnded:   func(bot.TrackInfo, bot.EndReason) { mu.Lock(); tracks--; mu.Unlock() },
-	}).Merge(spec.Events)
-	b, err := bot.New(spec.Bot, t, rec, events)
+	})
+	if mon != nil {
+		events = events.Merge(mon.Events())
+	}
+	events = events.Merge(spec.Events)
+	b, err := bot.New(spec.Bot, t, consumer, events)
 	if err != nil {
 		_, _ = rec.Close(recorder.StatusFailed, err.Error())
 		return nil, err
@@ -130,6 +179,13 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 		spec.Progress(p)
 	}
 	var wg sync.WaitGroup
+	monCtx, stopMon := context.WithCancel(context.Background())
+	defer stopMon()
+	var monDone sync.WaitGroup
+	if mon != nil {
+		monDone.Add(1)
+		go func() { defer monDone.Done(); mon.Run(monCtx) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -156,6 +212,9 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 	runErr := b.Run(runCtx)
 	stop()
 	wg.Wait()
+	// Every track has ended: the monitor's last sample carries their final figures.
+	stopMon()
+	monDone.Wait()
 	status := recorder.StatusFinished
 	mu.Lock()
 	why := reason
@@ -171,6 +230,9 @@ func Record(ctx context.Context, spec RecordSpec, t *bot.Transport) (*recorder.M
 		}
 	}
 	m, cerr := rec.Close(status, why)
+	if err := report.WriteFile(rec.Dir()); err != nil {
+		log.Error("report not written", logattr.Err, err)
+	}
 	progress(true)
 	if runErr != nil {
 		return m, fmt.Errorf("record %s: %w", spec.Bot.Channel, runErr)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/logattr"
+	"github.com/roomtape/roomtape/monitor"
 	"github.com/roomtape/roomtape/recorder"
 )
 
@@ -31,6 +32,8 @@ type JobDefaults struct {
 	MaxDurationLimit time.Duration `mapstructure:"max_duration_limit" json:"max_duration_limit"`
 	// StopWhenEmpty is used by jobs that set no stopWhenEmpty (0 = never).
 	StopWhenEmpty time.Duration `mapstructure:"stop_when_empty" json:"stop_when_empty"`
+	// Mode is used by jobs that set no mode: record, monitor or both (default).
+	Mode string `mapstructure:"mode" json:"mode"`
 }
 
 // Defaults fills unset fields.
@@ -47,11 +50,17 @@ func (d *JobDefaults) Defaults() {
 	if d.StopWhenEmpty < 0 {
 		d.StopWhenEmpty = 0
 	}
+	if d.Mode == "" {
+		d.Mode = ModeBoth
+	}
 }
 
 // Validate checks the defaults.
 func (d JobDefaults) Validate() error {
 	var errs []error
+	if _, err := ParseMode(d.Mode); err != nil {
+		errs = append(errs, fmt.Errorf("jobs.mode: %w", err))
+	}
 	if d.MaxDurationLimit > MaxJobDuration {
 		errs = append(errs, fmt.Errorf("jobs.max_duration_limit: %s, at most %s", d.MaxDurationLimit, MaxJobDuration))
 	}
@@ -91,7 +100,10 @@ type WorkerConfig struct {
 	PeerMetadata map[string]any
 	Bot          bot.Config       // Announce, LeftGrace, DeadSessionTimeout, MaxTracksPerPeer
 	Recorder     recorder.Options // Dir (out_dir), JitterLatency, FlushInterval, CaptureMessages
-	Network      bot.NetworkConfig
+	// Monitor configures monitoring of jobs in monitor and both modes (Job, Logger and Metrics
+	// are set per job by the worker).
+	Monitor monitor.Config
+	Network bot.NetworkConfig
 	// Transport, when set, is used for jobs without a codecs option (and Network is ignored
 	// for them); it is not closed by the worker.
 	Transport *bot.Transport

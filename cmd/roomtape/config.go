@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/roomtape/roomtape/bot"
+	"github.com/roomtape/roomtape/monitor"
 	"github.com/roomtape/roomtape/pipeline"
 	"github.com/roomtape/roomtape/signalling"
 )
@@ -27,6 +28,7 @@ type Config struct {
 	Profiles map[string]pipeline.Profile `mapstructure:"profiles"`
 	Bot      BotConfig                   `mapstructure:"bot"`
 	Recorder RecorderConfig              `mapstructure:"recorder"`
+	Monitor  MonitorConfig               `mapstructure:"monitor"`
 	// NATS is the job queue (embedded server by default); Worker and Jobs configure `roomtape worker`.
 	NATS   pipeline.NATSConfig  `mapstructure:"nats"`
 	Worker WorkerConfig         `mapstructure:"worker"`
@@ -60,6 +62,45 @@ type RecorderConfig struct {
 	CaptureMessages bool          `mapstructure:"capture_messages"`
 }
 
+// MonitorConfig is call monitoring: the stats interval and the alert thresholds (0 disables one).
+type MonitorConfig struct {
+	Interval        time.Duration `mapstructure:"interval"`
+	SpeechLevelDBov float64       `mapstructure:"speech_level_dbov"`
+	Alerts          struct {
+		SilentAfter     time.Duration `mapstructure:"silent_after"`
+		FrozenAfter     time.Duration `mapstructure:"frozen_after"`
+		LossPercent     float64       `mapstructure:"loss_percent"`
+		LossFor         time.Duration `mapstructure:"loss_for"`
+		NoMediaAfter    time.Duration `mapstructure:"no_media_after"`
+		NoKeyframeAfter time.Duration `mapstructure:"no_keyframe_after"`
+		LeftAfter       time.Duration `mapstructure:"left_after"`
+	} `mapstructure:"alerts"`
+}
+
+// monitorConfig turns the section into a monitor.Config.
+func (c MonitorConfig) monitorConfig(jitterLatency time.Duration) monitor.Config {
+	a := c.Alerts
+	return monitor.Config{
+		Interval: c.Interval, SpeechLevel: c.SpeechLevelDBov, RecoveryWindow: jitterLatency,
+		Thresholds: monitor.Thresholds{
+			SilentAfter: a.SilentAfter, FrozenAfter: a.FrozenAfter, LossPercent: a.LossPercent, LossFor: a.LossFor,
+			NoMediaAfter: a.NoMediaAfter, NoKeyframeAfter: a.NoKeyframeAfter, LeftAfter: a.LeftAfter,
+		},
+	}
+}
+
+// monitorDefaults are the monitor section's defaults (an explicit 0 disables an alert).
+func monitorDefaults() map[string]any {
+	th := monitor.DefaultThresholds()
+	return map[string]any{
+		"monitor.interval": "5s", "monitor.speech_level_dbov": -50.0,
+		"monitor.alerts.silent_after": th.SilentAfter.String(), "monitor.alerts.frozen_after": th.FrozenAfter.String(),
+		"monitor.alerts.loss_percent": th.LossPercent, "monitor.alerts.loss_for": th.LossFor.String(),
+		"monitor.alerts.no_media_after": th.NoMediaAfter.String(), "monitor.alerts.no_keyframe_after": th.NoKeyframeAfter.String(),
+		"monitor.alerts.left_after": th.LeftAfter.String(),
+	}
+}
+
 // boolDefaults are the options whose default is true (a zero bool cannot say "unset").
 var boolDefaults = []string{"signal.rate_limit.enabled", "bot.announce", "recorder.capture_messages"}
 
@@ -86,6 +127,9 @@ func ParseConfig(r io.Reader, flags map[string]*pflag.Flag, environ []string) (l
 	v.SetConfigType("yaml")
 	for _, k := range boolDefaults {
 		v.SetDefault(k, true)
+	}
+	for k, val := range monitorDefaults() {
+		v.SetDefault(k, val)
 	}
 	if r != nil {
 		if err := v.ReadConfig(r); err != nil {
@@ -146,6 +190,15 @@ func ParseConfig(r io.Reader, flags map[string]*pflag.Flag, environ []string) (l
 	lc.NATS.Defaults()
 	if err := lc.NATS.Validate(); err != nil {
 		return loadedConfig{}, fmt.Errorf("%w: %w", signalling.ErrInvalidConfig, err)
+	}
+	if lc.Monitor.Interval < 100*time.Millisecond {
+		return loadedConfig{}, &signalling.ConfigError{Field: "monitor.interval", Msg: "must be at least 100ms"}
+	}
+	if lc.Monitor.Alerts.LossPercent < 0 || lc.Monitor.Alerts.LossPercent > 100 {
+		return loadedConfig{}, &signalling.ConfigError{Field: "monitor.alerts.loss_percent", Msg: "must be between 0 and 100"}
+	}
+	if l := lc.Monitor.SpeechLevelDBov; l > 0 || l < -127 {
+		return loadedConfig{}, &signalling.ConfigError{Field: "monitor.speech_level_dbov", Msg: "must be between -127 and 0"}
 	}
 	lc.Jobs.Defaults()
 	if err := lc.Jobs.Validate(); err != nil {

@@ -145,6 +145,7 @@ func runDemo(ctx context.Context, lc loadedConfig, f *demoFlags, stdout, stderr 
 		ID: "demo-worker", Capacity: 2, Profiles: map[string]pipeline.Profile{"default": pipeline.DemoProfile(url)},
 		Jobs: pipeline.JobDefaults{Profile: "default"}, Transport: tr, Network: netCfg, Logger: log,
 		Recorder: recorder.Options{Dir: out, CaptureMessages: true},
+		Monitor:  lc.Monitor.monitorConfig(0),
 		Bot:      bot.Config{Announce: true},
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,7 @@ type recordFlags struct {
 	stopWhenEmpty time.Duration
 	jsonOut       bool
 	loopback      bool
+	mode          string
 }
 
 func newRecordCmd(g *globalFlags) *cobra.Command {
@@ -59,6 +61,7 @@ func newRecordCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().DurationVar(&f.stopWhenEmpty, "stop-when-empty", 0, "stop once nobody else was in the channel for this long")
 	cmd.Flags().BoolVar(&f.jsonOut, "json", false, "print the final manifest as JSON instead of a table")
 	cmd.Flags().BoolVar(&f.loopback, "loopback", false, "gather 127.0.0.1 candidates (peers on this host only)")
+	cmd.Flags().StringVar(&f.mode, "mode", "", "record (files), monitor (quality and alerts, no media files) or both (default: config jobs.mode)")
 	_ = cmd.MarkFlagRequired("channel")
 	return cmd
 }
@@ -102,11 +105,29 @@ func runRecord(ctx context.Context, lc loadedConfig, f *recordFlags, stdout, std
 			CaptureMessages: lc.Recorder.CaptureMessages,
 		},
 		MaxDuration: f.duration, StopWhenEmpty: f.stopWhenEmpty, Logger: log,
+		Mode: f.mode, Monitor: lc.Monitor.monitorConfig(lc.Recorder.JitterLatency),
+	}
+	if spec.Mode == "" {
+		spec.Mode = lc.Jobs.Mode
+	}
+	if _, err := pipeline.ParseMode(spec.Mode); err != nil {
+		return err
+	}
+	var alerts atomic.Int32
+	spec.OnAlert = func(a recorder.Alert) {
+		if a.State == recorder.AlertRaised {
+			alerts.Add(1)
+		} else {
+			alerts.Add(-1)
+		}
+		if !f.jsonOut {
+			fmt.Fprintf(stderr, "\r\033[K%s alert %s %s: %s\n", a.At.Local().Format("15:04:05"), a.State, a.Code, a.Message)
+		}
 	}
 	if live {
 		spec.Progress = func(p pipeline.Progress) {
-			fmt.Fprintf(stderr, "\r\033[K● %s  participants %d  tracks %d  files %d  %s",
-				p.Elapsed.Truncate(time.Second), p.Participants, p.Tracks, p.Files, humanBytes(p.Bytes))
+			fmt.Fprintf(stderr, "\r\033[K● %s  participants %d  tracks %d  files %d  %s  alerts %d",
+				p.Elapsed.Truncate(time.Second), p.Participants, p.Tracks, p.Files, humanBytes(p.Bytes), alerts.Load())
 			if p.Done {
 				fmt.Fprintln(stderr)
 			}
@@ -143,7 +164,48 @@ func printSummary(w io.Writer, m *recorder.Manifest, dir string) {
 			r.File.Lost, len(r.File.Gaps), r.File.Partial)
 	}
 	_ = tw.Flush()
+	printQuality(w, m)
 	fmt.Fprintf(w, "manifest: %s\n", filepath.Join(dir, recorder.ManifestName))
+	if m.Report != "" {
+		fmt.Fprintf(w, "report:   %s\n", filepath.Join(dir, m.Report))
+	}
+}
+
+// printQuality shows the monitor's per-track summary and the alerts, when monitoring ran.
+func printQuality(w io.Writer, m *recorder.Manifest) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	header := false
+	for _, p := range m.Participants {
+		for _, t := range p.Tracks {
+			q := t.Quality
+			if q == nil {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(tw, "PARTICIPANT\tTRACK\tPACKETS\tLOSS\tLOSS BEFORE NACK\tJITTER\tBITRATE\tFPS\tSIZE\tFREEZES\tSPEECH")
+				header = true
+			}
+			size, speech := "-", "-"
+			if q.Width > 0 {
+				size = fmt.Sprintf("%dx%d", q.Width, q.Height)
+			}
+			if q.AudioLevel {
+				speech = fmt.Sprintf("%.0f%%", q.SpeechPct)
+			}
+			fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%.2f%%\t%.2f%%\t%.1f ms\t%.0f kbps\t%.1f\t%s\t%d\t%s\n", p.PeerID, t.Key, t.Kind,
+				q.Packets, q.LossPct, q.LossBeforeRecoveryPct, q.JitterMeanMs, q.BitrateMeanBps/1000, q.FPSMean, size, q.Freezes, speech)
+		}
+	}
+	_ = tw.Flush()
+	raised := 0
+	for _, a := range m.Alerts {
+		if a.State == recorder.AlertRaised {
+			raised++
+		}
+	}
+	if raised > 0 {
+		fmt.Fprintf(w, "alerts: %d raised (see manifest alerts)\n", raised)
+	}
 }
 
 func humanBytes(n uint64) string {

@@ -33,7 +33,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error (config log.level)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "log format: auto, text, json (config log.format)")
 	root.AddCommand(newSignalCmd(g), newTokenCmd(g), newBenchCmd(g), newPublishCmd(g), newRecordCmd(g), newDemoCmd(g))
-	root.AddCommand(newWorkerCmd(g), newSubmitCmd(g), newStatusCmd(g), newJobsCmd(g), newStopCmd(g), newHealthcheckCmd())
+	root.AddCommand(newWorkerCmd(g), newSubmitCmd(g), newStatusCmd(g), newJobsCmd(g), newStopCmd(g), newWatchCmd(g), newHealthcheckCmd())
 	return root
 }
 

@@ -104,6 +104,7 @@ func runWorker(ctx context.Context, lc loadedConfig, jsonOut bool, stdout, stder
 			MaxTracksPerPeer: lc.Bot.MaxTracksPerPeer},
 		Recorder: recorder.Options{Dir: lc.Recorder.OutDir, JitterLatency: lc.Recorder.JitterLatency,
 			FlushInterval: lc.Recorder.FlushInterval, CaptureMessages: lc.Recorder.CaptureMessages},
+		Monitor: lc.Monitor.monitorConfig(lc.Recorder.JitterLatency),
 		Network: lc.Bot.Network, Transport: tr, Logger: log,
 	})
 	if err != nil {
