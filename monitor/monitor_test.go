@@ -313,3 +313,26 @@ func TestWriteRTPDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%.1f allocations per packet", allocs)
 	}
 }
+
+// BenchmarkMeterWriteRTP is the monitor's cost per packet on the bot's reader goroutine.
+func BenchmarkMeterWriteRTP(b *testing.B) {
+	for _, kind := range []string{"audio", "video"} {
+		b.Run(kind, func(b *testing.B) {
+			m, _ := newTestMonitor(Thresholds{})
+			info := audioInfo("a")
+			p := opus(0, 0, 30)
+			if kind == "video" {
+				info = videoInfo("v")
+				p = vp8(0, 0, false)
+			}
+			tr := m.Track(info, "k").(*meter)
+			at := t0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				p.SequenceNumber, p.Timestamp = uint16(i), uint32(i)*960
+				at = at.Add(20 * time.Millisecond)
+				tr.WriteRTP(p, at)
+			}
+		})
+	}
+}

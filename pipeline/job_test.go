@@ -12,14 +12,14 @@ import (
 func TestDecodeJobValid(t *testing.T) {
 	j, err := pipeline.DecodeJob([]byte(`{"version":1,"id":"standup-42","channel":"team/standup","profile":"acme",
 		"options":{"maxDuration":"1h30m","stopWhenEmpty":"0s","codecs":["opus","vp8"],"captureMessages":false,
-		"outputPrefix":"acme/2026","announce":false},"labels":{"meeting":"standup","acme.io/team":"core"}}`))
+		"outputPrefix":"acme/2026","announce":false,"mode":"monitor"},"labels":{"meeting":"standup","acme.io/team":"core"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := j.Options
 	if j.ID != "standup-42" || j.Channel != "team/standup" || j.Profile != "acme" || o.MaxDuration.D() != 90*time.Minute ||
 		o.StopWhenEmpty == nil || o.StopWhenEmpty.D() != 0 || len(o.Codecs) != 2 || *o.CaptureMessages || *o.Announce ||
-		o.OutputPrefix != "acme/2026" || j.Labels["acme.io/team"] != "core" {
+		o.OutputPrefix != "acme/2026" || o.Mode != "monitor" || j.Labels["acme.io/team"] != "core" {
 		t.Fatalf("decoded %+v", j)
 	}
 	// Round trip through Encode.
@@ -59,6 +59,8 @@ func TestDecodeJobRejects(t *testing.T) {
 		{"unknown codec", `{` + ok + `,"options":{"codecs":["opus","h265"]}}`, "unknown codec \"h265\""},
 		{"empty codecs", `{` + ok + `,"options":{"codecs":[]}}`, "options.codecs: empty list"},
 		{"duplicate codec", `{` + ok + `,"options":{"codecs":["vp8","vp8"]}}`, "listed twice"},
+		{"unknown mode", `{` + ok + `,"options":{"mode":"spy"}}`, "options.mode"},
+		{"mode not a string", `{` + ok + `,"options":{"mode":1}}`, "mode"},
 		{"escaping prefix", `{` + ok + `,"options":{"outputPrefix":"../etc"}}`, "options.outputPrefix"},
 		{"absolute prefix", `{` + ok + `,"options":{"outputPrefix":"/tmp"}}`, "options.outputPrefix"},
 		{"label key", `{` + ok + `,"labels":{"a b":"x"}}`, "labels: key \"a b\""},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/roomtape/roomtape/pipeline"
 	"github.com/roomtape/roomtape/publisher"
 	"github.com/roomtape/roomtape/recorder"
+	"github.com/roomtape/roomtape/report"
 )
 
 // wire sits nearest the network on a publisher and plays the part of the path: it can hold
@@ -319,6 +321,20 @@ func TestMonitorSilenceAndFreezeAlerts(t *testing.T) {
 	}
 	if q := run.quality(t, "video"); q.Freezes < 1 || q.FrozenMs < 3500 {
 		t.Errorf("video summary: %d freezes, %d ms frozen", q.Freezes, q.FrozenMs)
+	}
+	// stats.jsonl holds the samples the job reported, and report.html was rendered from it.
+	f, err := os.Open(filepath.Join(run.dir, recorder.StatsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lines, err := report.ReadSamples(f)
+	if err != nil || len(lines) != len(run.samples) || len(lines) < 15 {
+		t.Errorf("stats.jsonl: %d samples (%v), %d reported", len(lines), err, len(run.samples))
+	}
+	html, err := os.ReadFile(filepath.Join(run.dir, recorder.ReportName))
+	if err != nil || !strings.Contains(string(html), `id="timeline"`) || !strings.Contains(string(html), `data-code="silent"`) {
+		t.Errorf("report.html (%v) lacks the timeline or the silent alert", err)
 	}
 }
 

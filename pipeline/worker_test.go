@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -460,5 +461,90 @@ func TestStalledTracksWarn(t *testing.T) {
 	log.waitType(t, 10*time.Second, pipeline.EventFinished)
 	if n := log.count(pipeline.EventWarning); n != 2 {
 		t.Errorf("%d warnings, want one per track:\n%s", n, log.dump())
+	}
+}
+
+// A job in monitor mode publishes stats events every interval and alert events on
+// roomtape.events.<job>, exports per-participant metrics while it runs (deleted when it ends), and
+// finishes with a manifest that has quality summaries, stats.jsonl and report.html but no media
+// files. The publisher sends its clips once: when they end, the video freezes and the audio goes
+// silent, which raises alerts.
+func TestMonitorJobEventsAndMetrics(t *testing.T) {
+	e := newJobEnv(t, 5*time.Second)
+	e.publishClips("watched", "frank", false)
+	cfg := e.workerConfig("w1", 1)
+	cfg.Monitor.Interval = 500 * time.Millisecond
+	cfg.Monitor.Thresholds.FrozenAfter = 2 * time.Second
+	cfg.Monitor.Thresholds.SilentAfter = 2 * time.Second
+	w := e.startWorker(cfg)
+	srv := httptest.NewServer(w.Handler())
+	t.Cleanup(srv.Close)
+	j := job("watch-1", "watched", time.Minute)
+	j.Options.Mode = pipeline.ModeMonitor
+	log := e.follow(j.ID)
+	e.submit(j)
+
+	ev := log.wait(t, 30*time.Second, "a stats event with frank's audio and video", func(ev pipeline.Event) bool {
+		if ev.Type != pipeline.EventStats || ev.Stats == nil {
+			return false
+		}
+		kinds := map[string]bool{}
+		for _, tr := range ev.Stats.Tracks {
+			if tr.Peer == "frank" && tr.Packets > 0 {
+				kinds[tr.Kind] = true
+			}
+		}
+		return kinds["audio"] && kinds["video"]
+	})
+	if ev.Labels["test"] != j.ID || len(ev.Stats.Peers) == 0 {
+		t.Errorf("stats event %+v", ev)
+	}
+	metrics := get(t, srv.URL+"/metrics")
+	for _, want := range []string{
+		`roomtape_monitor_bitrate_bps{job="watch-1",kind="video",peer="frank"}`,
+		`roomtape_monitor_packets_received_total{job="watch-1",kind="audio",peer="frank"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, code := range []string{recorder.AlertFrozen, recorder.AlertSilent} {
+		a := log.wait(t, 30*time.Second, code+" alert", func(ev pipeline.Event) bool {
+			return ev.Type == pipeline.EventAlert && ev.Alert != nil && ev.Alert.Code == code
+		})
+		if a.Peer != "frank" || a.Alert.State != recorder.AlertRaised {
+			t.Errorf("%s alert event %+v", code, a.Alert)
+		}
+	}
+	if _, err := e.q.Stop(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	fin := log.waitType(t, 10*time.Second, pipeline.EventFinished)
+	m := fin.Manifest
+	if m == nil {
+		t.Fatal("finished without a manifest")
+	}
+	if m.Mode != pipeline.ModeMonitor || len(m.Files()) != 0 || m.Stats != recorder.StatsName || m.Report != recorder.ReportName {
+		t.Errorf("manifest mode %q, %d files, stats %q, report %q", m.Mode, len(m.Files()), m.Stats, m.Report)
+	}
+	quality := 0
+	for _, p := range m.Participants {
+		for _, tr := range p.Tracks {
+			if tr.Quality != nil && tr.Quality.Packets > 0 {
+				quality++
+			}
+		}
+	}
+	if quality != 2 || len(m.Alerts) < 2 {
+		t.Errorf("%d tracks with quality, %d alerts in the manifest", quality, len(m.Alerts))
+	}
+	dir := filepath.Join(e.out, j.ID)
+	for _, name := range []string{recorder.StatsName, recorder.ReportName, recorder.ManifestName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	if strings.Contains(get(t, srv.URL+"/metrics"), `job="watch-1"`) {
+		t.Error("the job's monitor series outlived it")
 	}
 }

@@ -43,13 +43,16 @@ func newBenchRecordCmd(g *globalFlags) *cobra.Command {
 			"then record them with a bare pion save-to-disk loop (pion defaults, oggwriter/ivfwriter, no jitter\n" +
 			"buffer) and with `roomtape record`, each as its own child process, one after the other. For each:\n" +
 			"CPU cores per participant over the window (utime+stime of the child from /proc), Go heap (gctrace)\n" +
-			"and RSS per track, packets lost/dropped (recorder: from its manifest), and the recorder/bare CPU ratio.",
+			"and RSS per track, packets lost/dropped (recorder: from its manifest), and the recorder/bare CPU ratio.\n" +
+			"With --monitor (default) `roomtape record --mode both` is measured too: the cost of call monitoring\n" +
+			"over recording alone (`--mode record`), same publishers, same run.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runMediaBench(cmd, g, f, mediabench.RunRecord)
 		},
 	}
 	f.register(cmd, []int{10, 50, 100})
+	cmd.Flags().BoolVar(&f.o.Monitor, "monitor", true, "also measure `roomtape record --mode both` (recording + call monitoring) against --mode record")
 	return cmd
 }
 

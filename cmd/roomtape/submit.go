@@ -23,6 +23,7 @@ import (
 
 type submitFlags struct {
 	channel, id, profile, prefix string
+	mode                         string
 	duration, stopWhenEmpty      time.Duration
 	codecs, labels               []string
 	capture, announce            bool
@@ -46,6 +47,7 @@ func newSubmitCmd(g *globalFlags) *cobra.Command {
 	fl.DurationVar(&f.duration, "duration", 0, "maximum recording length (default: config jobs.max_duration)")
 	fl.DurationVar(&f.stopWhenEmpty, "stop-when-empty", 0, "stop once nobody else was in the channel this long (0 = never; default: config jobs.stop_when_empty)")
 	fl.StringSliceVar(&f.codecs, "codecs", nil, "codecs to negotiate, e.g. opus,vp8 (default: the worker's)")
+	fl.StringVar(&f.mode, "mode", "", "record (files), monitor (quality and alerts, no media files) or both (default: config jobs.mode)")
 	fl.StringVar(&f.prefix, "prefix", "", "output folder under the worker's recorder.out_dir, e.g. acme/2026")
 	fl.StringArrayVar(&f.labels, "label", nil, "label k=v echoed in every event (repeatable)")
 	fl.BoolVar(&f.capture, "capture-messages", true, "write channel messages to messages.jsonl (default: the worker's)")
@@ -87,6 +89,7 @@ func (f *submitFlags) job(cmd *cobra.Command) (pipeline.Job, error) {
 		j.Options.Codecs = f.codecs
 	}
 	j.Options.OutputPrefix = f.prefix
+	j.Options.Mode = f.mode
 	if fl.Changed("capture-messages") {
 		j.Options.CaptureMessages = &f.capture
 	}

@@ -29,6 +29,9 @@ type Options struct {
 	Repeat int
 	// Baseline also measures the bare pion receiver at every size (default true in the CLI).
 	Baseline bool
+	// Monitor (record benchmark) also measures `roomtape record --mode both` (recording plus call
+	// monitoring) next to `--mode record`, for the cost of monitoring.
+	Monitor bool
 	// MinRecvRatio is the share of sent packets a receiver must get in the window to count as
 	// keeping up (bot capacity). Default 0.95.
 	MinRecvRatio float64

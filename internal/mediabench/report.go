@@ -78,6 +78,11 @@ type Point struct {
 	Baseline     *Phase  `json:"baseline,omitempty"`  // median run
 	Subject      *Phase  `json:"subject"`             // median run
 	CPURatio     float64 `json:"cpu_ratio,omitempty"` // Subject.Cores / Baseline.Cores
+	// Monitored is the recorder with call monitoring (record benchmark with Monitor), median run;
+	// MonitorCPU and MonitorHeap are its cores and heap over Subject's (recording alone).
+	Monitored   *Phase  `json:"monitored,omitempty"`
+	MonitorCPU  float64 `json:"monitor_cpu_ratio,omitempty"`
+	MonitorHeap float64 `json:"monitor_heap_ratio,omitempty"`
 	// BaselineOK and SubjectOK say every run kept up (Phase.Healthy; bot benchmark).
 	BaselineOK bool `json:"baseline_ok"`
 	SubjectOK  bool `json:"subject_ok"`
@@ -121,7 +126,7 @@ func WriteTable(w io.Writer, rep *Report) error {
 	fmt.Fprintln(tw, "N\treceiver\truns\tpeers\ttracks\tconnect s\tcores\tcores range\tcores/peer\tµs/pkt\tsent pps\tresent pps\trecv/sent\t"+
 		"heap MB\theap KiB/trk\tRSS MB\tpeak RSS MB\tlost\tdropped\tudp drops\tbench cores\tsoftirq\tother cores\tload\t")
 	for _, pt := range rep.Points {
-		for _, ph := range []*Phase{pt.Baseline, pt.Subject} {
+		for _, ph := range []*Phase{pt.Baseline, pt.Subject, pt.Monitored} {
 			if ph == nil {
 				continue
 			}
@@ -139,6 +144,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 	for _, pt := range rep.Points {
 		if pt.Baseline != nil && pt.Subject != nil && pt.CPURatio > 0 {
 			fmt.Fprintf(w, "N=%d: %s / %s CPU = %.2fx\n", pt.Participants, pt.Subject.Name, pt.Baseline.Name, pt.CPURatio)
+		}
+		if pt.Monitored != nil && pt.MonitorCPU > 0 {
+			fmt.Fprintf(w, "N=%d: %s / %s CPU = %.3fx, heap = %.3fx\n", pt.Participants, pt.Monitored.Name, pt.Subject.Name, pt.MonitorCPU, pt.MonitorHeap)
 		}
 	}
 	if c := rep.Capacity; c != nil {

@@ -20,6 +20,7 @@ import (
 const (
 	TargetCoresPerParticipant = 0.01 // cores per audio+video participant
 	TargetRatio               = 1.3  // recorder CPU / bare pion save-to-disk CPU
+	TargetMonitorOverhead     = 0.10 // monitoring: at most 10 % more CPU and heap than recording alone
 )
 
 // runner holds what a whole run shares: the temporary folder, the clip, the signalling server and
@@ -157,16 +158,34 @@ func RunRecord(ctx context.Context, o Options) (rep *Report, err error) {
 			dir := filepath.Join(r.dir, fmt.Sprintf("rec-%d-%d", n, run))
 			manifest := manifestCounters(filepath.Join(dir, "bench", "manifest.json"))
 			out = append(out, receiverSpec{
-				name: "recorder", desc: "roomtape record (bot + recorder: jitter buffer, keyframe gate, timeline, Ogg/IVF, manifest)",
+				name: "recorder", desc: "roomtape record --mode record (bot + recorder: jitter buffer, keyframe gate, timeline, Ogg/IVF, manifest)",
 				args: []string{"record", "--config", cfg, "--signal-url", r.srv.url, "--channel", channel, "--loopback",
-					"--out", dir, "--id", "bench"},
+					"--out", dir, "--id", "bench", "--mode", "record"},
 				probe: manifest, final: manifest,
 				cleanup: func() { _ = os.RemoveAll(dir) },
 			})
+			if o.Monitor {
+				mdir := filepath.Join(r.dir, fmt.Sprintf("mon-%d-%d", n, run))
+				mm := manifestCounters(filepath.Join(mdir, "bench", "manifest.json"))
+				out = append(out, receiverSpec{
+					name: "recorder+monitor", desc: "roomtape record --mode both (the recorder plus call monitoring: stats, alerts, stats.jsonl, report.html)",
+					args: []string{"record", "--config", cfg, "--signal-url", r.srv.url, "--channel", channel, "--loopback",
+						"--out", mdir, "--id", "bench", "--mode", "both"},
+					probe: mm, final: mm,
+					cleanup: func() { _ = os.RemoveAll(mdir) },
+				})
+			}
 			return out
 		}
 		phases, perr := r.point(ctx, n, specs)
-		rep.Points = append(rep.Points, makePoint(n, "bare-pion-save", "recorder", phases, o.MinRecvRatio))
+		pt := makePoint(n, "bare-pion-save", "recorder", phases, o.MinRecvRatio)
+		if o.Monitor {
+			pt.Monitored, _ = summarize(phases, "recorder+monitor", o.MinRecvRatio)
+			if m, s := pt.Monitored, pt.Subject; m != nil && s != nil && s.Cores > 0 && s.HeapMB > 0 {
+				pt.MonitorCPU, pt.MonitorHeap = m.Cores/s.Cores, m.HeapMB/s.HeapMB
+			}
+		}
+		rep.Points = append(rep.Points, pt)
 		if perr != nil {
 			return rep, perr
 		}
@@ -293,6 +312,19 @@ func recordChecks(points []Point) []loadtest.Check {
 				Target:   fmt.Sprintf("≤ %.1fx", TargetRatio),
 				Measured: fmt.Sprintf("%.2fx", pt.CPURatio),
 				Pass:     pt.CPURatio <= TargetRatio,
+			})
+		}
+		if pt.MonitorCPU > 0 {
+			cs = append(cs, loadtest.Check{
+				Name:     fmt.Sprintf("N=%d monitoring CPU over recording alone", pt.Participants),
+				Target:   fmt.Sprintf("< %.0f%% extra", TargetMonitorOverhead*100),
+				Measured: fmt.Sprintf("%+.1f%% (%.4f vs %.4f cores)", (pt.MonitorCPU-1)*100, pt.Monitored.Cores, s.Cores),
+				Pass:     pt.MonitorCPU < 1+TargetMonitorOverhead,
+			}, loadtest.Check{
+				Name:     fmt.Sprintf("N=%d monitoring heap over recording alone", pt.Participants),
+				Target:   fmt.Sprintf("< %.0f%% extra", TargetMonitorOverhead*100),
+				Measured: fmt.Sprintf("%+.1f%% (%.1f vs %.1f MB)", (pt.MonitorHeap-1)*100, pt.Monitored.HeapMB, s.HeapMB),
+				Pass:     pt.MonitorHeap < 1+TargetMonitorOverhead,
 			})
 		}
 		measured := fmt.Sprintf("lost %d, dropped %d of %d packets", s.Lost, s.Dropped, s.Packets)
