@@ -3,13 +3,8 @@ package pipeline_test
 import (
 	"context"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/pion/interceptor"
-	"github.com/pion/rtp"
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/fixtures"
@@ -18,48 +13,6 @@ import (
 	"github.com/roomtape/roomtape/publisher"
 	"github.com/roomtape/roomtape/recorder"
 )
-
-// lossFactory drops every Nth video media packet the first time it is sent; retransmissions
-// (the same sequence number again, or RTX with its own payload type) pass. It sits nearest the
-// network on the publisher, below the NACK responder, like loss on the wire.
-type lossFactory struct {
-	every   int
-	mu      sync.Mutex
-	sent    int
-	dropped map[uint64]bool
-}
-
-func (f *lossFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &lossInterceptor{f: f}, nil
-}
-
-type lossInterceptor struct {
-	interceptor.NoOp
-	f *lossFactory
-}
-
-func (l *lossInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	if !strings.HasPrefix(strings.ToLower(info.MimeType), "video/") {
-		return w
-	}
-	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if h.PayloadType == info.PayloadType && len(payload) > 0 {
-			f := l.f
-			key := uint64(h.SSRC)<<16 | uint64(h.SequenceNumber)
-			f.mu.Lock()
-			f.sent++
-			drop := f.sent%f.every == 0 && !f.dropped[key]
-			if drop {
-				f.dropped[key] = true
-			}
-			f.mu.Unlock()
-			if drop {
-				return h.MarshalSize() + len(payload), nil
-			}
-		}
-		return w.Write(h, payload, a)
-	})
-}
 
 // With 5 % of video packets lost between publisher and bot, NACK recovery keeps at least 99 % of
 // the video frames decodable; without NACK the keyframe gate drops much more (reported, not
@@ -70,7 +23,8 @@ func TestRecordWithFivePercentLoss(t *testing.T) {
 	results := map[bool]float64{}
 	for _, nack := range []bool{true, false} {
 		url := startServer(t)
-		loss := &lossFactory{every: 20, dropped: map[uint64]bool{}}
+		loss := newWire() // drops every 20th video packet the first time it is sent (monitor_test.go)
+		loss.dropEvery = 20
 		pubTr, err := bot.NewTransport(testenv.LoopbackNetwork(), nil, loss)
 		if err != nil {
 			t.Fatal(err)
