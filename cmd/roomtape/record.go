@@ -185,15 +185,18 @@ func printQuality(w io.Writer, m *recorder.Manifest) {
 				fmt.Fprintln(tw, "PARTICIPANT\tTRACK\tPACKETS\tLOSS\tLOSS BEFORE NACK\tJITTER\tBITRATE\tFPS\tSIZE\tFREEZES\tSPEECH")
 				header = true
 			}
-			size, speech := "-", "-"
+			size, speech, fps := "-", "-", "-"
 			if q.Width > 0 {
 				size = fmt.Sprintf("%dx%d", q.Width, q.Height)
+			}
+			if t.Kind == "video" {
+				fps = fmt.Sprintf("%.1f", q.FPSMean)
 			}
 			if q.AudioLevel {
 				speech = fmt.Sprintf("%.0f%%", q.SpeechPct)
 			}
-			fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%.2f%%\t%.2f%%\t%.1f ms\t%.0f kbps\t%.1f\t%s\t%d\t%s\n", p.PeerID, t.Key, t.Kind,
-				q.Packets, q.LossPct, q.LossBeforeRecoveryPct, q.JitterMeanMs, q.BitrateMeanBps/1000, q.FPSMean, size, q.Freezes, speech)
+			fmt.Fprintf(tw, "%s\t%s/%s\t%d\t%.2f%%\t%.2f%%\t%.1f ms\t%.0f kbps\t%s\t%s\t%d\t%s\n", p.PeerID, t.Key, t.Kind,
+				q.Packets, q.LossPct, q.LossBeforeRecoveryPct, q.JitterMeanMs, q.BitrateMeanBps/1000, fps, size, q.Freezes, speech)
 		}
 	}
 	_ = tw.Flush()
