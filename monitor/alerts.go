@@ -91,8 +91,8 @@ func (m *Monitor) peerConditions(p *peerState, now time.Time, th Thresholds) []c
 	for i, t := range p.tracks {
 		lives[i] = t.live()
 	}
-	// No media from a present participant.
-	if th.NoMediaAfter > 0 && p.present {
+	// No media from a present participant (other roomtape bots send none by design).
+	if th.NoMediaAfter > 0 && p.present && !p.recorder {
 		last := p.joinedAt
 		for _, l := range lives {
 			last = later(last, l.lastPacket)

@@ -115,6 +115,7 @@ type peerState struct {
 	tracks    []*meter  // live tracks
 	hadAudio  bool
 	lastAudio time.Time // last speech (or audio packet) of ended audio tracks
+	recorder  bool      // another roomtape bot (presence metadata has "roomtape"): sends no media
 }
 
 type alertKey struct{ code, peer, track string }
@@ -179,13 +180,15 @@ func (m *Monitor) trackEnded(t *meter, reason bot.EndReason, now time.Time) {
 // Events keeps presence and connection states for the participant alerts.
 func (m *Monitor) Events() bot.Events {
 	return bot.Events{
-		PeerJoined: func(id string, _ json.RawMessage) {
+		PeerJoined: func(id string, meta json.RawMessage) {
 			now := m.clock()
+			bot := isRoomtape(meta)
 			m.mu.Lock()
 			p := m.peerLocked(id, now)
 			if !p.present {
 				p.present, p.joinedAt = true, now
 			}
+			p.recorder = bot
 			m.mu.Unlock()
 		},
 		PeerLeft: func(id string) {
@@ -296,7 +299,7 @@ func (m *Monitor) sample(now time.Time) {
 		if len(ps.Alerts) > 0 {
 			ps.Health = "warning"
 		}
-		if ps.Present || ps.Tracks > 0 || len(ps.Alerts) > 0 {
+		if (ps.Present && !p.recorder) || ps.Tracks > 0 || len(ps.Alerts) > 0 {
 			s.Peers = append(s.Peers, ps)
 		}
 	}
@@ -344,6 +347,16 @@ func (m *Monitor) doneFor(k string) recorder.Quality {
 // summaryKey identifies the logical track a session belongs to: peer, track key and kind (a
 // camera stream's audio and video share the key).
 func (t *meter) summaryKey() string { return t.info.PeerID + "\x00" + t.key + "\x00" + t.info.Kind }
+
+// isRoomtape reports presence metadata of a roomtape bot ({"roomtape": ...}, bot.peer_metadata).
+func isRoomtape(meta json.RawMessage) bool {
+	var v map[string]json.RawMessage
+	if len(meta) == 0 || json.Unmarshal(meta, &v) != nil {
+		return false
+	}
+	_, ok := v["roomtape"]
+	return ok
+}
 
 func later(a, b time.Time) time.Time {
 	if b.After(a) {

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -239,9 +240,10 @@ func TestNoMediaAndLeftUnexpectedly(t *testing.T) {
 	m.mu.Lock()
 	m.peers["bob"].joinedAt = t0
 	m.mu.Unlock()
+	ev.PeerJoined("~roomtape-recorder-job2", json.RawMessage(`{"roomtape":"recorder"}`))
 	m.evaluate(t0.Add(2500 * time.Millisecond))
-	if len(*alerts) != 1 || (*alerts)[0].Code != recorder.AlertNoMedia {
-		t.Fatalf("want no_media, got %+v", *alerts)
+	if len(*alerts) != 1 || (*alerts)[0].Code != recorder.AlertNoMedia || (*alerts)[0].Peer != "bob" {
+		t.Fatalf("want no_media for bob only (another recorder sends nothing by design), got %+v", *alerts)
 	}
 	ev.ConnectionState("bob", "s1", "connected")
 	ev.ConnectionState("bob", "s1", "failed")
