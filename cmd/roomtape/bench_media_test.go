@@ -71,7 +71,9 @@ func TestBenchRecordAndBotEndToEnd(t *testing.T) {
 		pt := rep.Points[0]
 		checkPhase(t, "bare-pion-save", pt.Baseline, 2)
 		checkPhase(t, "recorder", pt.Subject, 2)
-		if pt.Subject.Name != "recorder" || pt.CPURatio <= 0 || len(rep.Checks) != 3 {
+		checkPhase(t, "recorder+monitor", pt.Monitored, 2)
+		// Checks: CPU per participant, ratio to bare, monitoring CPU and heap, loss.
+		if pt.Subject.Name != "recorder" || pt.CPURatio <= 0 || pt.MonitorCPU <= 0 || pt.MonitorHeap <= 0 || len(rep.Checks) != 5 {
 			t.Errorf("point %+v, checks %+v", pt, rep.Checks)
 		}
 	})
