@@ -222,7 +222,8 @@ func (m *Monitor) Events() bot.Events {
 }
 
 // Run takes a sample every interval and evaluates the alerts twice a second until ctx ends;
-// then it takes a final sample and reports every track's summary.
+// then it takes a final sample and reports every track's summary. A panic in one round is logged
+// and the next round goes on: monitoring never takes the job down.
 func (m *Monitor) Run(ctx context.Context) {
 	eval := time.NewTicker(500 * time.Millisecond)
 	defer eval.Stop()
@@ -232,16 +233,25 @@ func (m *Monitor) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			now := time.Now()
-			m.evaluate(now)
-			m.sample(now)
+			m.guard("evaluate", func() { m.evaluate(now) })
+			m.guard("sample", func() { m.sample(now) })
 			return
 		case now := <-eval.C:
-			m.evaluate(now)
+			m.guard("evaluate", func() { m.evaluate(now) })
 		case now := <-sample.C:
-			m.evaluate(now)
-			m.sample(now)
+			m.guard("evaluate", func() { m.evaluate(now) })
+			m.guard("sample", func() { m.sample(now) })
 		}
 	}
+}
+
+func (m *Monitor) guard(what string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in monitor; skipping this round", "round", what, "panic", r)
+		}
+	}()
+	f()
 }
 
 // History returns every alert raise and clear so far.

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -336,5 +337,23 @@ func BenchmarkMeterWriteRTP(b *testing.B) {
 				tr.WriteRTP(p, at)
 			}
 		})
+	}
+}
+
+// A panic in an output (or a rule) is contained: the monitor keeps running and the next
+// interval is reported.
+func TestRunSurvivesPanickingOutput(t *testing.T) {
+	samples := 0
+	m := New(Config{Interval: 20 * time.Millisecond}, Outputs{Sample: func(Sample) {
+		samples++
+		if samples == 1 {
+			panic("output bug")
+		}
+	}}, t0)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	m.Run(ctx)
+	if samples < 2 {
+		t.Fatalf("%d samples after a panic in the first", samples)
 	}
 }
