@@ -61,6 +61,10 @@ type NATSConfig struct {
 	StateTTL time.Duration `mapstructure:"state_ttl" json:"state_ttl"`
 	// EventsMaxAge is how long job events are kept.
 	EventsMaxAge time.Duration `mapstructure:"events_max_age" json:"events_max_age"`
+	// StatsTTL is how long the monitor's stats events stay in the events stream (a per-message
+	// TTL): they come every monitor.interval and are also in each recording's stats.jsonl, so
+	// they need not crowd out the job's other events for EventsMaxAge. Default 1h.
+	StatsTTL time.Duration `mapstructure:"stats_ttl" json:"stats_ttl"`
 	// RequestTimeout bounds every JetStream call.
 	RequestTimeout time.Duration `mapstructure:"request_timeout" json:"request_timeout"`
 }
@@ -105,6 +109,7 @@ func (c *NATSConfig) Defaults() {
 	dur(&c.DedupeWindow, 2*time.Minute)
 	dur(&c.StateTTL, 7*24*time.Hour)
 	dur(&c.EventsMaxAge, 24*time.Hour)
+	dur(&c.StatsTTL, time.Hour)
 	dur(&c.RequestTimeout, 5*time.Second)
 }
 
@@ -148,6 +153,9 @@ func (c NATSConfig) Validate() error {
 	}
 	if strings.ContainsAny(c.Subject, " *>\t") || strings.HasPrefix(c.Subject, EventsPrefix) || c.Subject == "" {
 		bad("subject", "%q: a literal subject outside %s.>", c.Subject, EventsPrefix)
+	}
+	if c.StatsTTL < time.Second {
+		bad("stats_ttl", "%s: at least 1s (JetStream's smallest message TTL)", c.StatsTTL)
 	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		bad("replicas", "%d: want 1, 3 or 5", c.Replicas)

@@ -81,6 +81,7 @@ func (q *Queue) setup(ctx context.Context) error {
 		Name: c.EventsStream, Description: "roomtape job events",
 		Subjects: []string{EventsPrefix + ".>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
 		Replicas: c.Replicas, MaxAge: c.EventsMaxAge, MaxMsgsPerSubject: 10000, Discard: jetstream.DiscardOld,
+		AllowMsgTTL: true, // stats events expire after StatsTTL
 	})
 	if err != nil {
 		return fmt.Errorf("create events stream %s: %w", c.EventsStream, err)
@@ -464,7 +465,11 @@ func (q *Queue) publishEvent(ctx context.Context, ev Event) {
 		if ev.JobID == "" {
 			subject = InvalidJobsSubject
 		}
-		_, err := q.js.Publish(ctx, subject, b, jetstream.WithRetryAttempts(10), jetstream.WithRetryWait(200*time.Millisecond))
+		opts := []jetstream.PublishOpt{jetstream.WithRetryAttempts(10), jetstream.WithRetryWait(200 * time.Millisecond)}
+		if ev.Type == EventStats && q.cfg.StatsTTL < q.cfg.EventsMaxAge {
+			opts = append(opts, jetstream.WithMsgTTL(q.cfg.StatsTTL))
+		}
+		_, err := q.js.Publish(ctx, subject, b, opts...)
 		return err
 	})
 	if err != nil {

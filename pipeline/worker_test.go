@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -471,6 +472,7 @@ func TestStalledTracksWarn(t *testing.T) {
 // silent, which raises alerts.
 func TestMonitorJobEventsAndMetrics(t *testing.T) {
 	e := newJobEnv(t, 5*time.Second)
+	e.cfg.StatsTTL = time.Second // stats events expire from the events stream; the rest stays
 	e.publishClips("watched", "frank", false)
 	cfg := e.workerConfig("w1", 1)
 	cfg.Monitor.Interval = 500 * time.Millisecond
@@ -547,4 +549,42 @@ func TestMonitorJobEventsAndMetrics(t *testing.T) {
 	if strings.Contains(get(t, srv.URL+"/metrics"), `job="watch-1"`) {
 		t.Error("the job's monitor series outlived it")
 	}
+	// A second after the last one, no stats event is left in the stream; the others are.
+	time.Sleep(2 * time.Second)
+	stored := storedEventTypes(t, e, j.ID)
+	if stored[pipeline.EventStats] != 0 || stored[pipeline.EventFinished] != 1 || stored[pipeline.EventAlert] < 2 {
+		t.Errorf("events left in the stream after the stats TTL: %v", stored)
+	}
+}
+
+// storedEventTypes counts the events of a job kept in the events stream, by type.
+func storedEventTypes(t *testing.T, e *jobEnv, id string) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(e.q.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(ctx, e.cfg.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{pipeline.EventsSubject(id)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for range info.NumPending {
+		msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev pipeline.Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		counts[ev.Type]++
+	}
+	return counts
 }
