@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/roomtape/roomtape/bot"
-	"github.com/roomtape/roomtape/internal/fixtures"
+	"github.com/roomtape/roomtape/internal/testenv"
 	"github.com/roomtape/roomtape/signalling"
 )
 
@@ -81,10 +81,7 @@ func offerMsg(sdp string) map[string]any {
 
 // Hostile and broken signalling from one peer never stops the bot from recording another.
 func TestBotSurvivesBadInput(t *testing.T) {
-	url := startServer(t)
-	tr := loopbackTransport(t)
-	dir := fixtures.Dir(t)
-	col := newCollector()
+	url, tr, dir, col := setup(t)
 	runBot(t, url, tr, col, bot.Events{})
 	bad := hostile(t, url, "mallory")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -156,10 +153,7 @@ func TestBotSurvivesBadInput(t *testing.T) {
 // A consumer that panics for one peer's tracks detaches from those tracks only: the other peer's
 // tracks keep recording and the bot keeps running.
 func TestBotContainsConsumerPanics(t *testing.T) {
-	url := startServer(t)
-	tr := loopbackTransport(t)
-	dir := fixtures.Dir(t)
-	col := newCollector()
+	url, tr, dir, col := setup(t)
 	runBot(t, url, tr, bot.ConsumerFunc(func(info bot.TrackInfo, ctrl bot.TrackControl) bot.TrackSink {
 		if info.PeerID == "bob" {
 			panic("consumer bug for bob")
@@ -183,7 +177,7 @@ func TestBotStopsWhenChannelIsForbidden(t *testing.T) {
 	c := creds("~roomtape-bot", "")
 	c.Channels = []string{"other/*"}
 	b, err := bot.New(bot.Config{Channel: "room", Signalling: signalling.ClientConfig{URL: url, Credentials: c}},
-		loopbackTransport(t), newCollector(), bot.Events{})
+		testenv.Transport(t), newCollector(), bot.Events{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -353,9 +352,7 @@ func iceServersFromWelcome(meta json.RawMessage) ([]webrtc.ICEServer, bool) {
 			return nil, false
 		}
 		for _, u := range urls {
-			l := strings.ToLower(u)
-			if len(u) == 0 || len(u) > 512 || !(strings.HasPrefix(l, "stun:") || strings.HasPrefix(l, "stuns:") ||
-				strings.HasPrefix(l, "turn:") || strings.HasPrefix(l, "turns:")) {
+			if !signalling.ValidICEURL(u) {
 				return nil, false
 			}
 		}

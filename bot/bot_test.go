@@ -38,7 +38,12 @@ func creds(sub string, peerMeta string) signalling.SecretKeyCredentials {
 	return c
 }
 
-func loopbackTransport(t *testing.T) *bot.Transport { return testenv.Transport(t) }
+// setup is what most tests start from: a signalling server, a loopback transport, the media
+// fixtures and an empty collector.
+func setup(t *testing.T) (url string, tr *bot.Transport, dir string, col *collector) {
+	t.Helper()
+	return startServer(t), testenv.Transport(t), fixtures.Dir(t), newCollector()
+}
 
 // collector is a Consumer that records what arrived.
 type collector struct {
@@ -197,10 +202,7 @@ func camera(dir string) publisher.Stream {
 // The bot joins first; a publisher joins and offers; the bot answers and receives both tracks
 // with the sender's track ids, stream id, role metadata and presence metadata (§7 scenario 2).
 func TestBotReceivesTracksWithMetadata(t *testing.T) {
-	url := startServer(t)
-	tr := loopbackTransport(t)
-	dir := fixtures.Dir(t)
-	col := newCollector()
+	url, tr, dir, col := setup(t)
 	runBot(t, url, tr, col, bot.Events{})
 	pub := runPublisher(t, url, "alice", tr, camera(dir))
 	want := pub.Tracks()
@@ -228,10 +230,7 @@ func TestBotReceivesTracksWithMetadata(t *testing.T) {
 // A second stream is added and removed on the same session (§7 scenario 6): the bot keeps the
 // connection, gets a screen track, and sees it end as removed while the camera continues.
 func TestBotScreenShareAddedAndRemoved(t *testing.T) {
-	url := startServer(t)
-	tr := loopbackTransport(t)
-	dir := fixtures.Dir(t)
-	col := newCollector()
+	url, tr, dir, col := setup(t)
 	replaced := make(chan string, 4)
 	runBot(t, url, tr, col, bot.Events{SessionReplaced: func(peer, _, _ string) { replaced <- peer }})
 	pub := runPublisher(t, url, "alice", tr, camera(dir))
@@ -274,10 +273,7 @@ func TestBotScreenShareAddedAndRemoved(t *testing.T) {
 // The same sub leaves and joins again with a new PeerConnection (§7 scenario 16): the bot sees a
 // new session, ends the old tracks and records the new ones as connection 2.
 func TestBotNewSessionAfterRejoin(t *testing.T) {
-	url := startServer(t)
-	tr := loopbackTransport(t)
-	dir := fixtures.Dir(t)
-	col := newCollector()
+	url, tr, dir, col := setup(t)
 	runBot(t, url, tr, col, bot.Events{})
 	first := runPublisher(t, url, "alice", tr, camera(dir))
 	firstTracks := first.Tracks()
@@ -299,10 +295,7 @@ func TestBotNewSessionAfterRejoin(t *testing.T) {
 
 // Two publishers and the bot (§7 scenario 5): four tracks, each bound to its own peer.
 func TestBotTwoPublishers(t *testing.T) {
-	url := startServer(t)
-	tr := loopbackTransport(t)
-	dir := fixtures.Dir(t)
-	col := newCollector()
+	url, tr, dir, col := setup(t)
 	runBot(t, url, tr, col, bot.Events{})
 	a := runPublisher(t, url, "alice", tr, camera(dir))
 	b := runPublisher(t, url, "bob", tr, camera(dir))

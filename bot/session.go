@@ -120,11 +120,11 @@ func (s *session) onLocalCandidate(c *webrtc.ICECandidate) {
 
 // sendCandidate sends {"type":"rtc-ice","candidate":{…}} or candidate null at end of gathering.
 func (s *session) sendCandidate(c *webrtc.ICECandidate) {
-	if c == nil {
-		s.p.b.out.Send(s.p.id, map[string]any{"type": "rtc-ice", "candidate": nil})
-		return
+	var cand any // null
+	if c != nil {
+		cand = c.ToJSON()
 	}
-	s.p.b.out.Send(s.p.id, map[string]any{"type": "rtc-ice", "candidate": c.ToJSON()})
+	s.p.b.out.Send(s.p.id, map[string]any{"type": "rtc-ice", "candidate": cand})
 }
 
 // addCandidate applies a remote candidate (B10). nil or "" means end of candidates.
@@ -270,7 +270,6 @@ type trackReader struct {
 	log         *slog.Logger
 	sink        atomic.Pointer[TrackSink]
 	reconnected atomic.Bool
-	lastPLI     atomic.Int64
 }
 
 // RequestKeyframe sends a PLI for video tracks.
@@ -278,7 +277,6 @@ func (t *trackReader) RequestKeyframe() {
 	if t.info.Kind != "video" {
 		return
 	}
-	t.lastPLI.Store(time.Now().UnixNano())
 	if err := t.s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.info.SSRC}}); err != nil {
 		t.log.Debug("PLI not sent", logattr.Err, err)
 	}
@@ -295,9 +293,7 @@ func (t *trackReader) run() {
 	if events.TrackStarted != nil {
 		events.TrackStarted(t.info)
 	}
-	if t.info.Kind == "video" {
-		t.RequestKeyframe() // B12: a keyframe as the track starts
-	}
+	t.RequestKeyframe() // B12: a keyframe as a video track starts
 	var rtcpDone sync.WaitGroup
 	rtcpDone.Add(1)
 	go func() {

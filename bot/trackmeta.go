@@ -79,12 +79,14 @@ func parseTrackMeta(data json.RawMessage) (trackMetaMessage, error) {
 
 // signal is a decoded rtc-description / rtc-ice envelope (§5.2).
 type signal struct {
-	Description *struct {
-		Type string `json:"type"`
-		SDP  string `json:"sdp"`
-	}
+	Description  *description
 	Candidate    *candidateInit // nil with HasCandidate = end of candidates
 	HasCandidate bool
+}
+
+// description is an SDP offer or answer.
+type description struct {
+	Type, SDP string
 }
 
 type candidateInit struct {
@@ -115,12 +117,7 @@ func parseSignal(data json.RawMessage) (signal, bool) {
 			(*d.Type != "offer" && *d.Type != "answer") {
 			return signal{}, false
 		}
-		s := signal{}
-		s.Description = &struct {
-			Type string `json:"type"`
-			SDP  string `json:"sdp"`
-		}{*d.Type, *d.SDP}
-		return s, true
+		return signal{Description: &description{Type: *d.Type, SDP: *d.SDP}}, true
 	case "rtc-ice":
 		c := bytes.TrimSpace(env.Candidate)
 		if len(c) == 0 {

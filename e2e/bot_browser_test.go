@@ -16,17 +16,14 @@ var camMeta = map[string]any{"role": "camera"}
 func TestBotJoinsSecond(t *testing.T) {
 	srv := startSignal(t)
 	b := browsertest.Launch(t)
-	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, srv.URL(), "alice")
-	cam := localStream(t, alice, "camera")
+	alice, aliceID, cam := joinWithCamera(t, b, srv.URL(), "alice")
 
 	start := time.Now()
 	tb := startBot(t, srv.URL())
 	waitConnectedAfter(t, alice, botSub, -1)
 	tracks := expectTracks(t, tb.obs, aliceID, cam, "camera", 1)
 	t.Logf("bot joined second: both tracks flowing %v after the bot started", time.Since(start).Round(time.Millisecond))
-	browserSends(t, alice, botSub, "audio", "video")
+	alice.WaitOutbound(t, botSub, eventTimeout, "audio", "video")
 	if r := remoteInfo(t, alice, botSub); r.State != "connected" || r.ConnectionState != "connected" {
 		t.Errorf("alice: RemotePeer(bot) %+v, want connected", r)
 	}
@@ -44,14 +41,11 @@ func TestBotJoinsFirst(t *testing.T) {
 	srv := startSignal(t)
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
-	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, srv.URL(), "alice")
-	cam := localStream(t, alice, "camera")
+	alice, aliceID, cam := joinWithCamera(t, b, srv.URL(), "alice")
 
 	waitConnectedAfter(t, alice, botSub, -1)
 	expectTracks(t, tb.obs, aliceID, cam, "camera", 1)
-	browserSends(t, alice, botSub, "audio", "video")
+	alice.WaitOutbound(t, botSub, eventTimeout, "audio", "video")
 
 	log := pcLog(t, alice)
 	if hasLine(log, "setRemoteDescription offer") {
@@ -91,8 +85,7 @@ func TestBotStreamAddedLater(t *testing.T) {
 	}
 
 	mark := alice.LastSeq(t)
-	alice.AddCamera(t, camMeta)
-	cam := localStream(t, alice, "camera")
+	cam := alice.AddCamera(t, camMeta)
 	waitConnectedAfter(t, alice, botSub, mark)
 	expectTracks(t, tb.obs, aliceID, cam, "camera", 1)
 	if !tb.logs.contains("answered offer", "peer="+aliceID) {
@@ -130,10 +123,7 @@ func TestBotViewerOnly(t *testing.T) {
 	tb.obs.waitFor(t, "viewer in the bot's roster", eventTimeout, func() bool { return tb.obs.count("joined", viewerID) > 0 })
 
 	// The sentinel has media, so it offers to the bot and to the viewer (who only answers).
-	pub := b.NewPage(t)
-	pub.AddCamera(t, camMeta)
-	pubID := joinAs(t, pub, srv.URL(), "publisher")
-	cam := localStream(t, pub, "camera")
+	pub, pubID, cam := joinWithCamera(t, b, srv.URL(), "publisher")
 	waitConnectedAfter(t, pub, botSub, -1)
 	expectTracks(t, tb.obs, pubID, cam, "camera", 1)
 	waitConnectedAfter(t, viewer, pubID, -1) // the viewer is alive and negotiates with publishers
@@ -175,9 +165,9 @@ func connectSecond(t *testing.T, page *browsertest.Page, url, sub string, others
 		waitConnectedAfter(t, o, id, -1)
 	}
 	mark := page.LastSeq(t)
-	page.AddCamera(t, camMeta)
+	cam := page.AddCamera(t, camMeta)
 	waitConnectedAfter(t, page, botSub, mark)
-	return id, localStream(t, page, "camera")
+	return id, cam
 }
 
 // §7.5: two browsers and the bot. The browsers connect to each other and the bot records four
@@ -186,11 +176,9 @@ func TestBotTwoBrowsers(t *testing.T) {
 	srv := startSignal(t)
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
-	alice, bob := b.NewPage(t), b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, srv.URL(), "alice")
-	aliceCam := localStream(t, alice, "camera")
+	alice, aliceID, aliceCam := joinWithCamera(t, b, srv.URL(), "alice")
 	waitConnectedAfter(t, alice, botSub, -1)
+	bob := b.NewPage(t)
 	bobID, bobCam := connectSecond(t, bob, srv.URL(), "bob", alice)
 
 	at := expectTracks(t, tb.obs, aliceID, aliceCam, "camera", 1)
@@ -214,15 +202,11 @@ func TestBotScreenShareAddedAndRemoved(t *testing.T) {
 	srv := startSignal(t)
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
-	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, srv.URL(), "alice")
-	cam := localStream(t, alice, "camera")
+	alice, aliceID, cam := joinWithCamera(t, b, srv.URL(), "alice")
 	waitConnectedAfter(t, alice, botSub, -1)
 	camTracks := expectTracks(t, tb.obs, aliceID, cam, "camera", 1)
 
-	alice.AddScreen(t, map[string]any{"role": "screen"})
-	screen := localStream(t, alice, "screen")
+	screen := alice.AddScreen(t, map[string]any{"role": "screen"})
 	st := expectTracks(t, tb.obs, aliceID, screen, "screen", 1)[0]
 	expectFlowing(t, tb.obs, camTracks...)
 
@@ -268,8 +252,7 @@ func cutBrowserSocket(t *testing.T, p *browsertest.Page, px *tcpProxy, outage ti
 	time.Sleep(outage)
 	px.Refuse(false)
 	reconnectAt = px.WaitAccepted(t, n, reconnectWait)
-	p.WaitEvent(t, browsertest.And(browsertest.After(mark), browsertest.OfType(browsertest.EventSignallingConnected),
-		func(e browsertest.Event) bool { return e.Reconnect }), reconnectWait)
+	waitReconnected(t, p, mark)
 	return mark, cutAt, reconnectAt
 }
 
@@ -329,10 +312,7 @@ func TestBotBrowserSocketCut(t *testing.T) {
 	px := startProxy(t, srv.Addr())
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
-	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, px.URL(), "alice")
-	cam := localStream(t, alice, "camera")
+	alice, aliceID, cam := joinWithCamera(t, b, px.URL(), "alice")
 	waitConnectedAfter(t, alice, botSub, -1)
 	old := expectTracks(t, tb.obs, aliceID, cam, "camera", 1)
 	events := tb.obs.countEvents("joined", aliceID) + tb.obs.countEvents("left", aliceID)
@@ -343,12 +323,7 @@ func TestBotBrowserSocketCut(t *testing.T) {
 	cur := expectNewSession(t, tb.obs, aliceID, cam, old)
 
 	tb.obs.mu.Lock()
-	var seq []string
-	for _, e := range tb.obs.events {
-		if e.Peer == aliceID && (e.Kind == "joined" || e.Kind == "left") {
-			seq = append(seq, e.Kind)
-		}
-	}
+	seq := tb.obs.presence(aliceID)
 	var resumed time.Time
 	for _, st := range cur {
 		if resumed.IsZero() || st.first.After(resumed) {
@@ -382,11 +357,9 @@ func TestBotSocketCut(t *testing.T) {
 	px := startProxy(t, srv.Addr())
 	tb := startBot(t, px.URL())
 	b := browsertest.Launch(t)
-	alice, bob := b.NewPage(t), b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, srv.URL(), "alice")
-	aliceCam := localStream(t, alice, "camera")
+	alice, aliceID, aliceCam := joinWithCamera(t, b, srv.URL(), "alice")
 	waitConnectedAfter(t, alice, botSub, -1)
+	bob := b.NewPage(t)
 	bobID, bobCam := connectSecond(t, bob, srv.URL(), "bob", alice)
 	aliceOld := expectTracks(t, tb.obs, aliceID, aliceCam, "camera", 1)
 	bobOld := expectTracks(t, tb.obs, bobID, bobCam, "camera", 1)
@@ -429,10 +402,9 @@ func TestBotServerRestart(t *testing.T) {
 	srv := startSignal(t)
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
-	pages := []*browsertest.Page{b.NewPage(t), b.NewPage(t), b.NewPage(t)}
-	pages[0].AddCamera(t, camMeta)
-	ids := []string{joinAs(t, pages[0], srv.URL(), "alice")}
-	cams := []browsertest.LocalStream{localStream(t, pages[0], "camera")}
+	alice, aliceID, aliceCam := joinWithCamera(t, b, srv.URL(), "alice")
+	pages := []*browsertest.Page{alice, b.NewPage(t), b.NewPage(t)}
+	ids, cams := []string{aliceID}, []browsertest.LocalStream{aliceCam}
 	waitConnectedAfter(t, pages[0], botSub, -1)
 	for i, sub := range []string{"bob", "carol"} {
 		id, cam := connectSecond(t, pages[i+1], srv.URL(), sub, pages[:i+1]...)
@@ -450,8 +422,7 @@ func TestBotServerRestart(t *testing.T) {
 	srv.Crash()
 	srv.Restart()
 	for i, p := range pages {
-		p.WaitEvent(t, browsertest.And(browsertest.After(marks[i]), browsertest.OfType(browsertest.EventSignallingConnected),
-			func(e browsertest.Event) bool { return e.Reconnect }), reconnectWait)
+		waitReconnected(t, p, marks[i])
 		waitConnectedAfter(t, p, botSub, marks[i])
 	}
 	for i := range pages {
@@ -487,29 +458,18 @@ func TestBotSameSubRejoins(t *testing.T) {
 	srv := startSignal(t)
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
-	first := b.NewPage(t)
-	first.AddCamera(t, camMeta)
-	aliceID := joinAs(t, first, srv.URL(), "alice")
-	firstCam := localStream(t, first, "camera")
+	first, aliceID, firstCam := joinWithCamera(t, b, srv.URL(), "alice")
 	waitConnectedAfter(t, first, botSub, -1)
 	old := expectTracks(t, tb.obs, aliceID, firstCam, "camera", 1)
 
 	first.Close(t)
 	tb.obs.waitFor(t, "alice to leave", eventTimeout, func() bool { return tb.obs.count("left", aliceID) == 1 })
-	second := b.NewPage(t)
-	second.AddCamera(t, camMeta)
-	joinAs(t, second, srv.URL(), "alice")
-	secondCam := localStream(t, second, "camera")
+	second, _, secondCam := joinWithCamera(t, b, srv.URL(), "alice")
 	waitConnectedAfter(t, second, botSub, -1)
 	cur := expectTracks(t, tb.obs, aliceID, secondCam, "camera", 2)
 
 	tb.obs.mu.Lock()
-	var seq []string
-	for _, e := range tb.obs.events {
-		if e.Peer == aliceID && (e.Kind == "joined" || e.Kind == "left") {
-			seq = append(seq, e.Kind)
-		}
-	}
+	seq := tb.obs.presence(aliceID)
 	if want := []string{"joined", "left", "joined"}; len(seq) != 3 || seq[1] != "left" || seq[2] != "joined" {
 		t.Errorf("bot saw %v for alice, want %v", seq, want)
 	}
@@ -537,11 +497,10 @@ func TestBotTokenExpiry(t *testing.T) {
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
 	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
+	cam := alice.AddCamera(t, camMeta)
 	joined := time.Now()
 	aliceID := alice.Join(t, browsertest.JoinOptions{URL: srv.URL(), Channel: channel, Token: mintToken(t, "alice", 90*time.Second)})
 	alice.SetToken(t, mintToken(t, "alice", time.Hour)) // what the tokenProvider returns from now on
-	cam := localStream(t, alice, "camera")
 	waitConnectedAfter(t, alice, botSub, -1)
 	old := expectTracks(t, tb.obs, aliceID, cam, "camera", 1)
 
@@ -551,8 +510,7 @@ func TestBotTokenExpiry(t *testing.T) {
 	if ev.Code != 4002 || !ev.WillReconnect {
 		t.Errorf("disconnect %s, want code 4002 with a reconnect", ev.Raw)
 	}
-	alice.WaitEvent(t, browsertest.And(browsertest.After(mark), browsertest.OfType(browsertest.EventSignallingConnected),
-		func(e browsertest.Event) bool { return e.Reconnect }), reconnectWait)
+	waitReconnected(t, alice, mark)
 	waitConnectedAfter(t, alice, botSub, mark)
 	cur := expectNewSession(t, tb.obs, aliceID, cam, old)
 	for kind, g := range gaps(t, tb.obs, old, cur) {
@@ -574,9 +532,8 @@ func TestBotDataChannel(t *testing.T) {
 	tb := startBot(t, srv.URL())
 	b := browsertest.Launch(t)
 	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
+	cam := alice.AddCamera(t, camMeta)
 	aliceID := alice.Join(t, browsertest.JoinOptions{URL: px.URL(), Channel: channel, Token: mintToken(t, "alice", time.Hour), DataChannel: label})
-	cam := localStream(t, alice, "camera")
 	dcOpen := func(mark int) {
 		t.Helper()
 		alice.WaitEvent(t, browsertest.And(browsertest.After(mark), browsertest.OfType(browsertest.EventDataChannelOpen),

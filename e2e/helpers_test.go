@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/browsertest"
+	"github.com/roomtape/roomtape/internal/testenv"
 	"github.com/roomtape/roomtape/signalling"
 )
 
@@ -326,7 +326,6 @@ type seenTrack struct {
 	packets     int
 	first, last time.Time // arrival of the first and latest RTP packet
 	ended       bot.EndReason
-	endedAt     time.Time
 }
 
 // botEvent is one bot.Events callback.
@@ -384,7 +383,7 @@ func (s *observerSink) Reconnected() {}
 
 func (s *observerSink) End(r bot.EndReason) {
 	s.o.mu.Lock()
-	s.t.ended, s.t.endedAt = r, time.Now()
+	s.t.ended = r
 	s.o.mu.Unlock()
 	s.o.notify()
 }
@@ -449,12 +448,6 @@ func (o *observer) describe() string {
 	return b.String()
 }
 
-// find returns the latest track with this peer and track id on the given connection (0 = any).
-// Call with o.mu held.
-func (o *observer) find(peer, trackID string, connection int) *seenTrack {
-	return o.findWhere(peer, trackID, func(c int) bool { return connection == 0 || c == connection })
-}
-
 // findWhere returns the latest track with this peer and track id whose connection number
 // matches. Call with o.mu held.
 func (o *observer) findWhere(peer, trackID string, conn func(int) bool) *seenTrack {
@@ -492,6 +485,17 @@ func (o *observer) countEvents(kind, peer string) int {
 	return o.count(kind, peer)
 }
 
+// presence lists the joined and left events about peer, in order. Call with o.mu held.
+func (o *observer) presence(peer string) []string {
+	var seq []string
+	for _, e := range o.events {
+		if e.Peer == peer && (e.Kind == "joined" || e.Kind == "left") {
+			seq = append(seq, e.Kind)
+		}
+	}
+	return seq
+}
+
 // tracksOf lists the tracks of a peer. Call with o.mu held.
 func (o *observer) tracksOf(peer string) []*seenTrack {
 	var out []*seenTrack
@@ -523,7 +527,7 @@ type testBot struct {
 // startBot runs a bot in the test channel, connected to url (the server or a proxy in front of it).
 func startBot(t testing.TB, url string) *testBot {
 	t.Helper()
-	tr := loopbackTransport(t)
+	tr := testenv.Transport(t)
 	obs := newObserver()
 	logs := newLogBuffer(t, "bot")
 	b, err := bot.New(bot.Config{Channel: channel, Announce: true, Signalling: botSignalling(url), Logger: logs.Logger()},
@@ -554,17 +558,6 @@ func startBot(t testing.TB, url string) *testBot {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return tb
-}
-
-// loopbackTransport is a bot transport that gathers 127.0.0.1 candidates only.
-func loopbackTransport(t testing.TB) *bot.Transport {
-	t.Helper()
-	tr, err := bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: []string{"127.0.0.0/8"}}, nil)
-	if err != nil {
-		t.Fatalf("bot.NewTransport: %v", err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	return tr
 }
 
 // logBuffer keeps the newest lines of a component's log and prints them when the test fails.
@@ -643,19 +636,13 @@ func joinAs(t testing.TB, p *browsertest.Page, url, sub string) string {
 	return id
 }
 
-// localStream reads the page's local stream with this role (its MediaStreamTrack ids) from the
-// page itself.
-func localStream(t testing.TB, p *browsertest.Page, role string) browsertest.LocalStream {
+// joinWithCamera opens a page, adds its fake camera and microphone (role camera) and joins the
+// test channel as sub through url. It returns the page, its peer id and its camera stream.
+func joinWithCamera(t testing.TB, b *browsertest.Browser, url, sub string) (*browsertest.Page, string, browsertest.LocalStream) {
 	t.Helper()
-	var ss []browsertest.LocalStream
-	p.Eval(t, "window.rt.localStreams()", &ss)
-	for _, s := range ss {
-		if s.Role == role {
-			return s
-		}
-	}
-	t.Fatalf("%s has no local stream with role %q (has %+v)", p.Name(), role, ss)
-	return browsertest.LocalStream{}
+	p := b.NewPage(t)
+	cam := p.AddCamera(t, camMeta)
+	return p, joinAs(t, p, url, sub), cam
 }
 
 // waitConnectedAfter waits for the page's RemotePeer for remote to report connected after the
@@ -663,6 +650,14 @@ func localStream(t testing.TB, p *browsertest.Page, role string) browsertest.Loc
 func waitConnectedAfter(t testing.TB, p *browsertest.Page, remote string, mark int) browsertest.Event {
 	t.Helper()
 	return p.WaitEvent(t, browsertest.And(browsertest.After(mark), browsertest.RemoteStateIs(remote, "connected")), connectTimeout)
+}
+
+// waitReconnected waits for the page's signalling connection to come back (a reconnect) after the
+// event with sequence number mark.
+func waitReconnected(t testing.TB, p *browsertest.Page, mark int) {
+	t.Helper()
+	p.WaitEvent(t, browsertest.And(browsertest.After(mark), browsertest.OfType(browsertest.EventSignallingConnected),
+		func(e browsertest.Event) bool { return e.Reconnect }), reconnectWait)
 }
 
 // remoteInfo returns the page's RemotePeer snapshot for id.
@@ -774,32 +769,6 @@ func trackIDs(s browsertest.LocalStream) []string {
 		ids = append(ids, tr.Kind+":"+tr.ID)
 	}
 	return ids
-}
-
-// browserSends waits until the page's outbound RTP toward remote grows for every kind.
-func browserSends(t testing.TB, p *browsertest.Page, remote string, kinds ...string) browsertest.Stats {
-	t.Helper()
-	deadline := time.Now().Add(eventTimeout)
-	prev, err := p.TryStats(remote)
-	for {
-		time.Sleep(300 * time.Millisecond)
-		cur, cerr := p.TryStats(remote)
-		if err == nil && cerr == nil {
-			grown := true
-			for _, k := range kinds {
-				if cur.Outbound[k].Bytes <= prev.Outbound[k].Bytes {
-					grown = false
-				}
-			}
-			if grown {
-				return cur
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: outbound %v RTP to %s did not grow within %v (last %+v, err %v)", p.Name(), kinds, remote, eventTimeout, cur, errors.Join(err, cerr))
-		}
-		prev, err = cur, cerr
-	}
 }
 
 // hasLine reports whether any line contains s.

@@ -86,7 +86,7 @@ func TestBrowserAudioLevelSpeechDetection(t *testing.T) {
 			Monitor:  monitor.Config{Interval: time.Second, Thresholds: monitor.Thresholds{SilentAfter: 2 * time.Second}},
 			OnSample: func(s monitor.Sample) { mu.Lock(); samples = append(samples, s); mu.Unlock() },
 			OnAlert:  func(a recorder.Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() },
-		}, loopbackTransport(t))
+		}, testenv.Transport(t))
 		if err != nil {
 			t.Errorf("record: %v", err)
 		}
@@ -120,6 +120,9 @@ func TestBrowserAudioLevelSpeechDetection(t *testing.T) {
 	}
 	cancel()
 	m := <-done
+	if m == nil {
+		t.Fatal("the recording returned no manifest")
+	}
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -41,7 +41,7 @@ type recordResult struct {
 func startRecording(t *testing.T, url string) *recording {
 	t.Helper()
 	testenv.RequireTools(t)
-	tr := loopbackTransport(t)
+	tr := testenv.Transport(t)
 	r := &recording{out: t.TempDir(), done: make(chan recordResult, 1), logs: newLogBuffer(t, "recorder")}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -142,21 +142,6 @@ func describeManifest(m *recorder.Manifest) string {
 	return b.String()
 }
 
-// files returns the files of peer's logical track with this role and kind.
-func files(m *recorder.Manifest, peer, role, kind string) []*recorder.File {
-	for _, p := range m.Participants {
-		if p.PeerID != peer {
-			continue
-		}
-		for _, t := range p.Tracks {
-			if t.Role == role && t.Kind == kind {
-				return t.Files
-			}
-		}
-	}
-	return nil
-}
-
 // track returns peer's logical track with this role and kind.
 func track(m *recorder.Manifest, peer, role, kind string) *recorder.Track {
 	for _, p := range m.Participants {
@@ -168,6 +153,14 @@ func track(m *recorder.Manifest, peer, role, kind string) *recorder.Track {
 				return t
 			}
 		}
+	}
+	return nil
+}
+
+// files returns the files of peer's logical track with this role and kind.
+func files(m *recorder.Manifest, peer, role, kind string) []*recorder.File {
+	if t := track(m, peer, role, kind); t != nil {
+		return t.Files
 	}
 	return nil
 }
@@ -238,10 +231,7 @@ func logAVOffsets(t *testing.T, audio, video *recorder.File) {
 func TestRecordBrowserCameraAndScreen(t *testing.T) {
 	srv := startSignal(t)
 	b := browsertest.Launch(t)
-	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, srv.URL(), "alice")
-	cam := localStream(t, alice, "camera")
+	alice, aliceID, cam := joinWithCamera(t, b, srv.URL(), "alice")
 
 	rec := startRecording(t, srv.URL())
 	waitConnectedAfter(t, alice, botSub, -1)
@@ -249,8 +239,7 @@ func TestRecordBrowserCameraAndScreen(t *testing.T) {
 		return hasMedia(m, aliceID, 1, 3*time.Second, "camera/audio", "camera/video")
 	})
 	addAt := time.Now()
-	alice.AddScreen(t, map[string]any{"role": "screen"})
-	screen := localStream(t, alice, "screen")
+	screen := alice.AddScreen(t, map[string]any{"role": "screen"})
 	rec.waitManifest(t, "3 s of screen share", connectTimeout, func(m *recorder.Manifest) bool {
 		return hasMedia(m, aliceID, 1, 3*time.Second, "screen/video")
 	})
@@ -308,9 +297,7 @@ func TestRecordBrowserReconnect(t *testing.T) {
 	srv := startSignal(t)
 	px := startProxy(t, srv.Addr())
 	b := browsertest.Launch(t)
-	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	aliceID := joinAs(t, alice, px.URL(), "alice")
+	alice, aliceID, _ := joinWithCamera(t, b, px.URL(), "alice")
 
 	rec := startRecording(t, srv.URL())
 	waitConnectedAfter(t, alice, botSub, -1)
@@ -371,14 +358,13 @@ type rtpTap struct {
 }
 
 type tapped struct {
-	info     bot.TrackInfo
-	started  bool      // the first frame the recorder writes has been seen
-	firstTS  uint32    // its RTP timestamp
-	firstAt  time.Time // its arrival
-	srNTP    uint64
-	srRTP    uint32
-	haveSR   bool
-	keyframe bool
+	info    bot.TrackInfo
+	started bool      // the first frame the recorder writes has been seen
+	firstTS uint32    // its RTP timestamp
+	firstAt time.Time // its arrival
+	srNTP   uint64
+	srRTP   uint32
+	haveSR  bool
 }
 
 func (c *rtpTap) TrackStarted(info bot.TrackInfo, ctrl bot.TrackControl) bot.TrackSink {
@@ -405,7 +391,7 @@ func (s *tapSink) WriteRTP(p *rtp.Packet, at time.Time) {
 		if !start {
 			var vp8 codecs.VP8Packet // the first frame of a video file is a keyframe
 			if _, err := vp8.Unmarshal(p.Payload); err == nil && vp8.S == 1 && vp8.PID == 0 && len(vp8.Payload) > 0 && vp8.Payload[0]&1 == 0 {
-				start, s.t.keyframe = true, true
+				start = true
 			}
 		}
 		if start {
@@ -468,9 +454,7 @@ func TestRecordBrowserAVSync(t *testing.T) {
 	testenv.RequireTools(t)
 	srv := startSignal(t)
 	b := browsertest.Launch(t)
-	alice := b.NewPage(t)
-	alice.AddCamera(t, camMeta)
-	joinAs(t, alice, srv.URL(), "alice")
+	alice, _, _ := joinWithCamera(t, b, srv.URL(), "alice")
 
 	logs := newLogBuffer(t, "recorder")
 	out := t.TempDir()
@@ -480,7 +464,7 @@ func TestRecordBrowserAVSync(t *testing.T) {
 	}
 	tap := &rtpTap{inner: rec, byKind: map[string]*tapped{}, changed: make(chan struct{}, 1)}
 	bt, err := bot.New(bot.Config{Channel: channel, Signalling: botSignalling(srv.URL()), Logger: logs.Logger()},
-		loopbackTransport(t), tap, rec.Events())
+		testenv.Transport(t), tap, rec.Events())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -296,10 +296,8 @@ func (t *meter) frame(p *rtp.Packet, seq uint64, at time.Time) {
 	if !p.Marker || !t.curStart {
 		return
 	}
-	for n := range t.holes {
-		if n >= t.curStartSeq && n < seq {
-			return // a packet of this frame is still missing
-		}
+	if t.frameMissing(seq) {
+		return
 	}
 	t.frames++
 	if gap := at.Sub(t.lastComplete); gap > freezeMin {
@@ -307,6 +305,28 @@ func (t *meter) frame(p *rtp.Packet, seq uint64, at time.Time) {
 		t.frozenFor += gap
 	}
 	t.lastComplete = at
+}
+
+// frameMissing reports whether a packet of the frame [curStartSeq, end) is still missing,
+// looking up the frame's own sequence numbers (a few) rather than every remembered hole.
+func (t *meter) frameMissing(end uint64) bool {
+	if len(t.holes) == 0 {
+		return false
+	}
+	if end-t.curStartSeq > uint64(len(t.holes)) {
+		for n := range t.holes {
+			if n >= t.curStartSeq && n < end {
+				return true
+			}
+		}
+		return false
+	}
+	for n := t.curStartSeq; n < end; n++ {
+		if _, missing := t.holes[n]; missing {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *meter) keyframe(at time.Time, w, h int) {

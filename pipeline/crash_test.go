@@ -102,15 +102,7 @@ func TestKilledWorkerJobResumed(t *testing.T) {
 	needFFmpeg(t)
 	e := newJobEnv(t, 3*time.Second)
 	e.publish("crash", "carol")
-	doomed := e.startWorkerProcess("w-doomed", 20*time.Second)
-	j := job("crash-1", "crash", 2*time.Minute)
-	log := e.follow(j.ID)
-	e.submit(j)
-	log.wait(t, 30*time.Second, "first keyframe on w-doomed", func(ev pipeline.Event) bool {
-		return ev.Type == pipeline.EventFirstKeyframe && ev.Worker == "w-doomed"
-	})
-	manifest := filepath.Join(e.out, j.ID, recorder.ManifestName)
-	waitRecorded(t, manifest, 1, 2*time.Second)
+	j, log, manifest, doomed := e.recordOnProcess(t, "crash", "w-doomed", 20*time.Second)
 
 	if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -151,15 +143,7 @@ func TestSIGTERMHandsOffJob(t *testing.T) {
 	needFFmpeg(t)
 	e := newJobEnv(t, 30*time.Second) // a long AckWait: the hand-off must not depend on it
 	e.publish("handoff", "dave")
-	leaving := e.startWorkerProcess("w-leaving", time.Second)
-	j := job("handoff-1", "handoff", 2*time.Minute)
-	log := e.follow(j.ID)
-	e.submit(j)
-	log.wait(t, 30*time.Second, "first keyframe on w-leaving", func(ev pipeline.Event) bool {
-		return ev.Type == pipeline.EventFirstKeyframe && ev.Worker == "w-leaving"
-	})
-	manifest := filepath.Join(e.out, j.ID, recorder.ManifestName)
-	waitRecorded(t, manifest, 1, 2*time.Second)
+	j, log, manifest, leaving := e.recordOnProcess(t, "handoff", "w-leaving", time.Second)
 
 	if err := leaving.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -190,4 +174,21 @@ func TestSIGTERMHandsOffJob(t *testing.T) {
 	fin := log.waitType(t, 15*time.Second, pipeline.EventFinished)
 	checkResumedManifest(t, fin, "w-leaving", "w-next", false)
 	waitConsumerIdle(t, e)
+}
+
+// recordOnProcess starts a worker process, submits job <channel>-1 (2 min) and waits until the
+// process has written the first keyframe and 2 s of media; it returns the job, its event log,
+// the manifest path and the process.
+func (e *jobEnv) recordOnProcess(t *testing.T, channel, worker string, drain time.Duration) (pipeline.Job, *eventLog, string, *workerProc) {
+	t.Helper()
+	proc := e.startWorkerProcess(worker, drain)
+	j := job(channel+"-1", channel, 2*time.Minute)
+	log := e.follow(j.ID)
+	e.submit(j)
+	log.wait(t, 30*time.Second, "first keyframe on "+worker, func(ev pipeline.Event) bool {
+		return ev.Type == pipeline.EventFirstKeyframe && ev.Worker == worker
+	})
+	manifest := filepath.Join(e.out, j.ID, recorder.ManifestName)
+	waitRecorded(t, manifest, 1, 2*time.Second)
+	return j, log, manifest, proc
 }

@@ -232,7 +232,7 @@ func (r *jobRun) run() {
 	events := r.events
 	go func() { defer r.eventsOut.Done(); r.publishEvents(events) }()
 
-	var monitor sync.WaitGroup
+	var watching sync.WaitGroup
 	spec.OnOpen = func(rec *recorder.Recording) {
 		if _, err := r.update(r.ctx, r.owned(func(s *JobState) {
 			s.State = StateRecording
@@ -252,13 +252,13 @@ func (r *jobRun) run() {
 				e.Reason = "resumed after redelivery"
 			}
 		}))
-		monitor.Add(1)
-		go func() { defer monitor.Done(); r.monitor(bgCtx, rec) }()
+		watching.Add(1)
+		go func() { defer watching.Done(); r.watchFiles(bgCtx, rec) }()
 	}
 	spec.Events = r.botEvents()
 	m, err := Record(r.ctx, spec, tr)
 	stopBG()
-	monitor.Wait()
+	watching.Wait()
 	bg.Wait()
 	r.endTracks()
 	r.finish(m, err)
@@ -339,6 +339,22 @@ func JobPeerID(base, jobID string) string {
 	return base + "-" + jobID
 }
 
+// requeue hands the job back to the queue: its state goes back to queued with reason, a warning
+// event says why, and the message is redelivered after delay. logDone logs the outcome.
+func (r *jobRun) requeue(ctx context.Context, progress func(*JobState), warning, reason, result string, delay time.Duration, logDone func()) {
+	_, uerr := r.update(ctx, r.owned(func(s *JobState) {
+		progress(s)
+		s.State, s.Worker, s.Reason = StateQueued, "", reason
+	}))
+	r.closeEvents()
+	r.q.publishEvent(ctx, r.event(EventWarning, func(e *Event) { e.Warning, e.Reason = warning, reason }))
+	if uerr != nil {
+		r.log.Warn("state update failed", logattr.Err, uerr)
+	}
+	logDone()
+	r.settle(result, func() error { return r.msg.NakWithDelay(delay) })
+}
+
 // finish settles the message according to how the recording ended.
 func (r *jobRun) finish(m *recorder.Manifest, err error) {
 	w, q := r.w, r.q
@@ -358,31 +374,15 @@ func (r *jobRun) finish(m *recorder.Manifest, err error) {
 		w.metrics.results.WithLabelValues(ResultLost).Inc()
 	case errors.Is(cause, ErrInterrupted) && err == nil:
 		reason := fmt.Sprintf("handed back by worker %s (shutting down)", w.cfg.ID)
-		_, uerr := r.update(ctx, r.owned(func(s *JobState) {
-			progress(s)
-			s.State, s.Worker, s.Reason = StateQueued, "", reason
-		}))
-		r.closeEvents()
-		q.publishEvent(ctx, r.event(EventWarning, func(e *Event) { e.Warning, e.Reason = WarnHandedOff, reason }))
-		if uerr != nil {
-			r.log.Warn("state update failed", logattr.Err, uerr)
-		}
-		r.log.Info("job handed back to the queue")
-		r.settle(ResultHandedOff, func() error { return r.msg.NakWithDelay(w.cfg.NakDelay) })
+		r.requeue(ctx, progress, WarnHandedOff, reason, ResultHandedOff, w.cfg.NakDelay, func() {
+			r.log.Info("job handed back to the queue")
+		})
 	case err != nil && !IsPermanent(err) && r.attempt < q.cfg.MaxDeliver:
 		delay := w.cfg.RetryDelay << min(r.attempt-1, 6)
 		reason := fmt.Sprintf("attempt %d failed, retrying in %s: %v", r.attempt, delay, err)
-		_, uerr := r.update(ctx, r.owned(func(s *JobState) {
-			progress(s)
-			s.State, s.Worker, s.Reason = StateQueued, "", reason
-		}))
-		r.closeEvents()
-		q.publishEvent(ctx, r.event(EventWarning, func(e *Event) { e.Warning, e.Reason = WarnRetrying, reason }))
-		if uerr != nil {
-			r.log.Warn("state update failed", logattr.Err, uerr)
-		}
-		r.log.Warn("job failed, will be retried", logattr.Err, err, "delay", delay)
-		r.settle(ResultRetried, func() error { return r.msg.NakWithDelay(delay) })
+		r.requeue(ctx, progress, WarnRetrying, reason, ResultRetried, delay, func() {
+			r.log.Warn("job failed, will be retried", logattr.Err, err, "delay", delay)
+		})
 	case err != nil:
 		reason := err.Error()
 		now := time.Now().UTC()
@@ -597,9 +597,9 @@ func (r *jobRun) endTracks() {
 	r.w.metrics.tracks.Sub(float64(n))
 }
 
-// monitor watches the recording: the first keyframe on disk (polled every 50 ms until seen),
+// watchFiles watches the recording's files: the first keyframe on disk (polled every 50 ms until seen),
 // stalled tracks (warnings), byte/loss/keyframe-wait counters, and progress in the job state.
-func (r *jobRun) monitor(ctx context.Context, rec *recorder.Recording) {
+func (r *jobRun) watchFiles(ctx context.Context, rec *recorder.Recording) {
 	var (
 		keyframe  bool
 		lastWrite time.Time

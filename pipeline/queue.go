@@ -411,17 +411,10 @@ func (q *Queue) Follow(ctx context.Context, id string, fn func(Event) bool) erro
 		return fmt.Errorf("follow %s: %w", id, err)
 	}
 	defer it.Stop()
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		select {
-		case <-ctx.Done():
-			it.Stop()
-		case <-stopped:
-		}
-	}()
 	for {
-		m, err := it.Next()
+		// Next watches ctx itself: Stop from another goroutine does not always wake a Next that
+		// waits while the ordered consumer is being recreated (a cluster node went away).
+		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

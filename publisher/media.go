@@ -10,6 +10,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/roomtape/roomtape/recorder"
 )
 
 // clip is a media file loaded into memory as timed samples, ready to be sent in a loop.
@@ -21,14 +23,6 @@ type clip struct {
 type sample struct {
 	data     []byte
 	duration time.Duration
-}
-
-func (c clip) length() time.Duration {
-	var d time.Duration
-	for _, s := range c.samples {
-		d += s.duration
-	}
-	return d
 }
 
 // loadClip reads an Ogg/Opus or IVF (VP8, VP9, AV1) file.
@@ -88,32 +82,14 @@ func loadOpus(r io.Reader) (clip, error) {
 	}
 }
 
-// opusDuration is the duration of one Opus packet from its TOC byte (RFC 6716 §3.1).
+// opusDuration is the duration of one Opus packet from its TOC byte (RFC 6716 §3.1), 0 when the
+// packet is not a valid one.
 func opusDuration(p []byte) time.Duration {
-	if len(p) == 0 {
+	n, err := recorder.OpusSamples(p)
+	if err != nil {
 		return 0
 	}
-	cfg := p[0] >> 3
-	var frame time.Duration
-	switch {
-	case cfg < 12:
-		frame = []time.Duration{10, 20, 40, 60}[cfg%4] * time.Millisecond
-	case cfg < 16:
-		frame = []time.Duration{10, 20}[cfg%2] * time.Millisecond
-	default:
-		frame = []time.Duration{2500, 5000, 10000, 20000}[cfg%4] * time.Microsecond
-	}
-	switch p[0] & 3 {
-	case 0:
-		return frame
-	case 1, 2:
-		return 2 * frame
-	default:
-		if len(p) < 2 {
-			return 0
-		}
-		return time.Duration(p[1]&0x3f) * frame
-	}
+	return time.Duration(n) * time.Second / 48000
 }
 
 func loadIVF(r io.Reader) (clip, error) {

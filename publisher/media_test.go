@@ -58,3 +58,12 @@ func TestLoadClipRejectsOtherFiles(t *testing.T) {
 		t.Fatal("loaded a Go file as media")
 	}
 }
+
+// length is the clip's total duration.
+func (c clip) length() time.Duration {
+	var d time.Duration
+	for _, s := range c.samples {
+		d += s.duration
+	}
+	return d
+}

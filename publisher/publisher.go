@@ -242,16 +242,19 @@ func (p *Publisher) startSending(s *localStream) {
 
 func (p *Publisher) send(ctx context.Context, t *localTrack) {
 	next := time.Now()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
 	for {
 		for _, s := range t.clip.samples {
 			if err := t.track.WriteSample(media.Sample{Data: s.data, Duration: s.duration}); err != nil && !errors.Is(err, context.Canceled) {
 				p.log.Debug("write sample", logattr.Err, err)
 			}
 			next = next.Add(s.duration)
+			wait.Reset(time.Until(next))
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Until(next)):
+			case <-wait.C:
 			}
 		}
 		if !p.cfg.Loop {
@@ -354,11 +357,12 @@ func (p *Publisher) onPresence(ev signalling.PresenceEvent) {
 				delete(p.conns, id)
 			}
 		}
-	}
-	for _, e := range ev.Left {
-		if c := p.conns[e.PeerID]; c != nil && !ev.Snapshot {
-			_ = c.pc.Close()
-			delete(p.conns, e.PeerID)
+	} else {
+		for _, e := range ev.Left {
+			if c := p.conns[e.PeerID]; c != nil {
+				_ = c.pc.Close()
+				delete(p.conns, e.PeerID)
+			}
 		}
 	}
 	for _, e := range ev.Joined {
@@ -380,13 +384,11 @@ func (p *Publisher) onPresence(ev signalling.PresenceEvent) {
 // connect builds a PeerConnection to peer, sends track metadata, adds tracks and offers.
 // Caller holds p.mu.
 func (p *Publisher) connect(peer string) error {
-	pc, err := p.api.NewPeerConnection(webrtc.Configuration{})
+	c, err := p.newConn(peer)
 	if err != nil {
 		return err
 	}
-	c := &conn{peer: peer, pc: pc, senders: map[string]*webrtc.RTPSender{}, connected: make(chan struct{})}
-	p.conns[peer] = c
-	p.trickle(pc, peer)
+	pc := c.pc
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Info("connection state", logattr.Peer, peer, "state", s.String())
 		if s == webrtc.PeerConnectionStateConnected {
@@ -427,8 +429,13 @@ func (p *Publisher) renegotiate(c *conn) {
 		return
 	}
 	c.offering = true
-	p.out.Send(c.peer, map[string]any{"type": "rtc-description",
-		"description": map[string]string{"type": "offer", "sdp": c.pc.LocalDescription().SDP}})
+	p.sendDescription(c.peer, "offer", c.pc.LocalDescription().SDP)
+}
+
+// sendDescription sends {"type":"rtc-description","description":{"type":typ,"sdp":sdp}} to peer.
+func (p *Publisher) sendDescription(peer, typ, sdp string) {
+	p.out.Send(peer, map[string]any{"type": "rtc-description",
+		"description": map[string]string{"type": typ, "sdp": sdp}})
 }
 
 func (p *Publisher) onDirect(from string, data, _ json.RawMessage) {
@@ -466,13 +473,11 @@ func (p *Publisher) onDirect(from string, data, _ json.RawMessage) {
 			return
 		}
 		_ = c.pc.Close()
-		pc, err := p.api.NewPeerConnection(webrtc.Configuration{})
+		nc, err := p.newConn(from)
 		if err != nil {
 			return
 		}
-		nc := &conn{peer: from, pc: pc, senders: map[string]*webrtc.RTPSender{}, connected: make(chan struct{})}
-		p.conns[from] = nc
-		p.trickle(pc, from)
+		pc := nc.pc
 		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: env.Description.SDP}); err != nil {
 			return
 		}
@@ -480,8 +485,7 @@ func (p *Publisher) onDirect(from string, data, _ json.RawMessage) {
 		if err != nil || pc.SetLocalDescription(ans) != nil {
 			return
 		}
-		p.out.Send(from, map[string]any{"type": "rtc-description",
-			"description": map[string]string{"type": "answer", "sdp": pc.LocalDescription().SDP}})
+		p.sendDescription(from, "answer", pc.LocalDescription().SDP)
 	case env.Type == "rtc-ice":
 		if env.Candidate == nil || env.Candidate.Candidate == "" {
 			return
@@ -502,13 +506,21 @@ func drainRTCP(s *webrtc.RTPSender) {
 	}
 }
 
-// trickle sends pc's local candidates to peer, then candidate null at the end of gathering.
-func (p *Publisher) trickle(pc *webrtc.PeerConnection, peer string) {
+// newConn builds a PeerConnection to peer, registers it (replacing any other) and trickles its
+// local candidates to peer, then candidate null at the end of gathering. Caller holds p.mu.
+func (p *Publisher) newConn(peer string) (*conn, error) {
+	pc, err := p.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{peer: peer, pc: pc, senders: map[string]*webrtc.RTPSender{}, connected: make(chan struct{})}
+	p.conns[peer] = c
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand == nil {
-			p.out.Send(peer, map[string]any{"type": "rtc-ice", "candidate": nil})
-			return
+		var v any // null
+		if cand != nil {
+			v = cand.ToJSON()
 		}
-		p.out.Send(peer, map[string]any{"type": "rtc-ice", "candidate": cand.ToJSON()})
+		p.out.Send(peer, map[string]any{"type": "rtc-ice", "candidate": v})
 	})
+	return c, nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 )
 
 // annexBStartCode prefixes every NAL unit AnnexBWriter writes.
@@ -16,12 +15,9 @@ var annexBStartCode = []byte{0, 0, 0, 1}
 //
 // Methods are safe for concurrent use.
 type AnnexBWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	buf    []byte
-	units  int
-	err    error
-	closed bool
+	writerState
+	buf   []byte
+	units int
 }
 
 // NewAnnexBWriter returns a writer of access units to w. Close takes ownership of w: it flushes w
@@ -30,7 +26,7 @@ func NewAnnexBWriter(w io.Writer) (*AnnexBWriter, error) {
 	if w == nil {
 		return nil, errors.New("new annex-b writer: nil io.Writer")
 	}
-	return &AnnexBWriter{w: w}, nil
+	return &AnnexBWriter{writerState: writerState{w: w}}, nil
 }
 
 // WriteAccessUnit writes the NAL units of one access unit (without start codes, as RTP carries
@@ -39,11 +35,8 @@ func NewAnnexBWriter(w io.Writer) (*AnnexBWriter, error) {
 func (a *AnnexBWriter) WriteAccessUnit(nals [][]byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	switch {
-	case a.closed:
-		return ErrWriterClosed
-	case a.err != nil:
-		return a.err
+	if err := a.usable(); err != nil {
+		return err
 	}
 	a.buf = a.buf[:0]
 	for _, n := range nals {
@@ -65,20 +58,7 @@ func (a *AnnexBWriter) WriteAccessUnit(nals [][]byte) error {
 
 // Close flushes and closes w as NewAnnexBWriter describes. It always releases w, returns every
 // error joined (including an earlier write error), and is idempotent.
-func (a *AnnexBWriter) Close() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return nil
-	}
-	a.closed = true
-	var errs []error
-	if a.err != nil {
-		errs = append(errs, a.err)
-	}
-	errs = append(errs, releaseWriter(a.w)...)
-	return errors.Join(errs...)
-}
+func (a *AnnexBWriter) Close() error { return a.close(nil) }
 
 // SplitAnnexB returns the NAL units of an Annex-B byte stream (3- or 4-byte start codes), without
 // start codes and without the zero bytes that trail a NAL unit before the next start code. Bytes

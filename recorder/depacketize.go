@@ -3,6 +3,7 @@ package recorder
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pion/rtp"
@@ -89,24 +90,26 @@ func (opusDepacketizer) Depacketize(pkts []*rtp.Packet) (Frame, error) {
 }
 
 // mediaPackets drops padding-only packets (nil or empty payload) and checks that the rest share
-// one timestamp. It returns ErrNoMedia if nothing is left.
+// one timestamp. It returns ErrNoMedia if nothing is left. Without padding it returns pkts itself
+// (the jitter buffer releases none, so the recorder's frames are not copied).
 func mediaPackets(codec string, pkts []*rtp.Packet) ([]*rtp.Packet, error) {
-	media := make([]*rtp.Packet, 0, len(pkts))
-	for _, p := range pkts {
-		if p == nil || len(p.Payload) == 0 {
-			continue
-		}
-		if len(media) > 0 && p.Timestamp != media[0].Timestamp {
-			return nil, fmt.Errorf("depacketize %s: %w: timestamps %d and %d in one frame",
-				codec, ErrMalformedFrame, media[0].Timestamp, p.Timestamp)
-		}
-		media = append(media, p)
+	media := pkts
+	if slices.ContainsFunc(pkts, isPadding) {
+		media = slices.DeleteFunc(slices.Clone(pkts), isPadding)
 	}
 	if len(media) == 0 {
 		return nil, fmt.Errorf("depacketize %s: %w", codec, ErrNoMedia)
 	}
+	for _, p := range media[1:] {
+		if p.Timestamp != media[0].Timestamp {
+			return nil, fmt.Errorf("depacketize %s: %w: timestamps %d and %d in one frame",
+				codec, ErrMalformedFrame, media[0].Timestamp, p.Timestamp)
+		}
+	}
 	return media, nil
 }
+
+func isPadding(p *rtp.Packet) bool { return p == nil || len(p.Payload) == 0 }
 
 // bitReader reads big-endian bit fields. Reading past the end sets a sticky error and yields
 // zeros, so parsers check err once at the end.

@@ -111,9 +111,9 @@ func h264StartKeyframe(payload []byte) (bool, int, int) {
 	key, w, h := false, 0, 0
 	nal := func(n []byte) {
 		switch n[0] & 0x1F {
-		case 5:
+		case h264NALIDR:
 			key = true
-		case 7:
+		case h264NALSPS:
 			key = true
 			if sw, sh, err := h264SPSSize(n); err == nil {
 				w, h = sw, sh
@@ -121,7 +121,7 @@ func h264StartKeyframe(payload []byte) (bool, int, int) {
 		}
 	}
 	switch t := payload[0] & 0x1F; t {
-	case 24: // STAP-A
+	case h264NALSTAPA:
 		for b := payload[1:]; len(b) > 2; {
 			size := int(b[0])<<8 | int(b[1])
 			if size == 0 || size > len(b)-2 {
@@ -130,8 +130,8 @@ func h264StartKeyframe(payload []byte) (bool, int, int) {
 			nal(b[2 : 2+size])
 			b = b[2+size:]
 		}
-	case 28: // FU-A: the original NAL type is in the FU header
-		if payload[1]&0x80 != 0 && payload[1]&0x1F == 5 {
+	case h264NALFUA: // the original NAL type is in the FU header
+		if payload[1]&0x80 != 0 && payload[1]&0x1F == h264NALIDR {
 			key = true
 		}
 	default:

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 )
 
 // ErrNotSeekable is returned by IVFWriter.PatchHeader when the output can be neither rewritten
@@ -44,15 +43,13 @@ func IVFFourCC(mimeType string) (string, error) {
 //
 // Methods are safe for concurrent use.
 type IVFWriter struct {
-	mu            sync.Mutex
-	w             io.Writer
+	writerState
 	fourcc        string
 	width, height uint16
 	frames        uint32
 	lastPTS       uint64
-	started       bool // header written
-	err           error
-	closed        bool
+	started       bool                    // header written
+	frameHeader   [ivfFrameHeaderLen]byte // scratch: a local would escape to the heap per frame
 }
 
 // NewIVFWriter returns a writer of fourcc ("VP80", "VP90", "AV01") frames to w. width and height
@@ -65,7 +62,7 @@ func NewIVFWriter(w io.Writer, fourcc string, width, height uint16) (*IVFWriter,
 	if len(fourcc) != 4 {
 		return nil, fmt.Errorf("new ivf writer: fourcc %q is not 4 bytes", fourcc)
 	}
-	return &IVFWriter{w: w, fourcc: fourcc, width: width, height: height}, nil
+	return &IVFWriter{writerState: writerState{w: w}, fourcc: fourcc, width: width, height: height}, nil
 }
 
 // SetSize sets the width and height for the header: written with the first frame, or by the next
@@ -81,11 +78,10 @@ func (v *IVFWriter) SetSize(width, height uint16) {
 func (v *IVFWriter) WriteFrame(frame []byte, pts uint64) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err := v.usable(); err != nil {
+		return err
+	}
 	switch {
-	case v.closed:
-		return ErrWriterClosed
-	case v.err != nil:
-		return v.err
 	case len(frame) == 0:
 		return fmt.Errorf("ivf write frame: %w", ErrEmptyMedia)
 	case v.frames > 0 && pts <= v.lastPTS:
@@ -97,10 +93,10 @@ func (v *IVFWriter) WriteFrame(frame []byte, pts uint64) error {
 		}
 		v.started = true
 	}
-	var fh [ivfFrameHeaderLen]byte
-	binary.LittleEndian.PutUint32(fh[:], uint32(len(frame)))
+	fh := v.frameHeader[:]
+	binary.LittleEndian.PutUint32(fh, uint32(len(frame)))
 	binary.LittleEndian.PutUint64(fh[4:], pts)
-	if err := v.write(fh[:]); err != nil {
+	if err := v.write(fh); err != nil {
 		return err
 	}
 	if err := v.write(frame); err != nil {
@@ -135,11 +131,8 @@ func (v *IVFWriter) Header() []byte {
 func (v *IVFWriter) PatchHeader() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	switch {
-	case v.closed:
-		return ErrWriterClosed
-	case v.err != nil:
-		return v.err
+	if err := v.usable(); err != nil {
+		return err
 	}
 	return v.patch()
 }
@@ -148,27 +141,18 @@ func (v *IVFWriter) PatchHeader() error {
 // closes w as NewIVFWriter describes. It always releases w, returns every error joined, and is
 // idempotent.
 func (v *IVFWriter) Close() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.closed {
+	return v.close(func() error {
+		var err error
+		if !v.started {
+			err = v.write(v.header())
+		} else if err = v.patch(); errors.Is(err, ErrNotSeekable) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("ivf close: %w", err)
+		}
 		return nil
-	}
-	v.closed = true
-	var errs []error
-	switch {
-	case v.err != nil:
-		errs = append(errs, v.err)
-	case !v.started:
-		if err := v.write(v.header()); err != nil {
-			errs = append(errs, fmt.Errorf("ivf close: %w", err))
-		}
-	default:
-		if err := v.patch(); err != nil && !errors.Is(err, ErrNotSeekable) {
-			errs = append(errs, fmt.Errorf("ivf close: %w", err))
-		}
-	}
-	errs = append(errs, releaseWriter(v.w)...)
-	return errors.Join(errs...)
+	})
 }
 
 func (v *IVFWriter) header() []byte {

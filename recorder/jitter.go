@@ -27,6 +27,14 @@ type jitterBuffer struct {
 	// brokenTS is the timestamp of a frame known to be incomplete; its stray packets are dropped.
 	brokenTS    uint32
 	hasBrokenTS bool
+	// frame holds the packets of the frame pop released last, reused by the next pop.
+	frame []*rtp.Packet
+	// While the frame at scanStart waits for its missing packets, frameEnd resumes at scanEnd
+	// instead of rescanning it on every new packet: scanStart..scanEnd-1 are buffered and do not
+	// end the frame. That holds while scanHead, the frame's first packet, is still the one at
+	// scanStart: pop deletes nothing after it without deleting it first.
+	scanStart, scanEnd uint64
+	scanHead           *rtp.Packet
 
 	stats jitterStats
 }
@@ -63,6 +71,7 @@ func newJitterBuffer(latency time.Duration, perPacketFrames bool, frameStart fun
 func (j *jitterBuffer) reset() {
 	j.pkts = map[uint64]bufPacket{}
 	j.started, j.released, j.hasBrokenTS = false, false, false
+	j.scanHead = nil
 	j.unwrap = seqUnwrapper{}
 }
 
@@ -103,8 +112,11 @@ func (j *jitterBuffer) push(p *rtp.Packet, arrival time.Time) {
 func (j *jitterBuffer) pending() bool { return len(j.pkts) > 0 }
 
 // pop releases the next complete frame, or ok=false when it must wait. With flush set (end of
-// track) it does not wait: what is complete is released, the rest counted as lost.
+// track) it does not wait: what is complete is released, the rest counted as lost. The frame's
+// pkts slice is the buffer's own: it is valid until the next pop.
 func (j *jitterBuffer) pop(now time.Time, flush bool) (f releasedFrame, ok bool) {
+	clear(j.frame) // the previous frame's packets are the caller's no longer: do not keep them alive
+	j.frame = j.frame[:0]
 	loss := false
 	for len(j.pkts) > 0 {
 		head, present := j.pkts[j.next]
@@ -135,7 +147,8 @@ func (j *jitterBuffer) pop(now time.Time, flush bool) (f releasedFrame, ok bool)
 			delete(j.pkts, j.next)
 			j.next++
 			j.released = true
-			return releasedFrame{pkts: []*rtp.Packet{head.p}, arrival: head.arrival, lossBefore: loss}, true
+			j.frame = append(j.frame, head.p)
+			return releasedFrame{pkts: j.frame, arrival: head.arrival, lossBefore: loss}, true
 		}
 		if (loss || !j.released) && j.frameStart != nil && !j.frameStart(head.p) {
 			// The frame's first packets were lost (or the track began mid-frame): everything of
@@ -143,7 +156,7 @@ func (j *jitterBuffer) pop(now time.Time, flush bool) (f releasedFrame, ok bool)
 			j.brokenTS, j.hasBrokenTS = head.p.Timestamp, true
 			continue
 		}
-		end, complete := j.frameEnd(j.next, head.p.Timestamp)
+		end, complete := j.frameEnd(j.next, head.p)
 		if !complete {
 			if !flush && now.Sub(head.arrival) < j.latency {
 				return releasedFrame{}, false
@@ -153,27 +166,32 @@ func (j *jitterBuffer) pop(now time.Time, flush bool) (f releasedFrame, ok bool)
 			loss = true
 			continue
 		}
-		pkts := make([]*rtp.Packet, 0, end-j.next+1)
 		for e := j.next; e <= end; e++ {
 			if bp := j.pkts[e]; len(bp.p.Payload) > 0 {
-				pkts = append(pkts, bp.p)
+				j.frame = append(j.frame, bp.p)
 			}
 			delete(j.pkts, e)
 		}
 		j.next = end + 1
 		j.released = true
-		return releasedFrame{pkts: pkts, arrival: head.arrival, lossBefore: loss}, true
+		return releasedFrame{pkts: j.frame, arrival: head.arrival, lossBefore: loss}, true
 	}
 	return releasedFrame{}, false
 }
 
-// frameEnd finds the last packet of the frame starting at start: contiguous packets with
-// timestamp ts up to the marker. A contiguous packet with a new timestamp also ends the frame
-// (a sender that sets no marker). complete=false when a packet is missing.
-func (j *jitterBuffer) frameEnd(start uint64, ts uint32) (uint64, bool) {
-	for e := start; ; e++ {
+// frameEnd finds the last packet of the frame whose first packet, head, is at start: contiguous
+// packets with head's timestamp up to the marker. A contiguous packet with a new timestamp also
+// ends the frame (a sender that sets no marker). complete=false when a packet is missing.
+func (j *jitterBuffer) frameEnd(start uint64, head *rtp.Packet) (uint64, bool) {
+	ts := head.Timestamp
+	e := start
+	if j.scanHead == head && j.scanStart == start {
+		e = j.scanEnd
+	}
+	for ; ; e++ {
 		bp, ok := j.pkts[e]
 		if !ok {
+			j.scanStart, j.scanEnd, j.scanHead = start, e, head
 			return 0, false
 		}
 		if len(bp.p.Payload) == 0 {
@@ -193,7 +211,14 @@ func (j *jitterBuffer) frameEnd(start uint64, ts uint32) (uint64, bool) {
 }
 
 // firstAfter returns the smallest buffered sequence number above seq and its arrival time.
+// pop asks on every packet while a hole is waited for: holes are short, so it looks at the next
+// sequence numbers first and scans the whole buffer only for a hole wider than the buffer.
 func (j *jitterBuffer) firstAfter(seq uint64) (uint64, time.Time) {
+	for e := seq + 1; e <= seq+uint64(len(j.pkts)); e++ {
+		if bp, ok := j.pkts[e]; ok {
+			return e, bp.arrival
+		}
+	}
 	var best uint64
 	var at time.Time
 	found := false

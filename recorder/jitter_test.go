@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func collect(j *jitterBuffer, now time.Time, flush bool) []releasedFrame {
 		if !ok {
 			return out
 		}
+		f.pkts = slices.Clone(f.pkts) // the buffer reuses its slice on the next pop
 		out = append(out, f)
 	}
 }
@@ -178,4 +180,37 @@ func equalU32(a, b []uint32) bool {
 		}
 	}
 	return true
+}
+
+// TestJitterBufferFramePiecemeal: a frame whose packets arrive one at a time, out of order, with
+// a pop after each (as the track's worker does) is released once, whole and in order; a reset in
+// the middle of a frame forgets how far the frame was scanned.
+func TestJitterBufferFramePiecemeal(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	j := newJitterBuffer(time.Second, false, frameStartFunc("video/vp8"))
+	var got []releasedFrame
+	for _, seq := range []uint16{10, 11, 13, 12, 15, 14} {
+		j.push(vp8pkt(seq, 100, seq == 10, seq == 15), t0)
+		got = append(got, collect(j, t0, false)...)
+	}
+	if len(got) != 1 || len(got[0].pkts) != 6 {
+		t.Fatalf("released %d frames (%v), want one of 6 packets", len(got), got)
+	}
+	for i, p := range got[0].pkts {
+		if p.SequenceNumber != uint16(10+i) {
+			t.Fatalf("packet %d has seq %d", i, p.SequenceNumber)
+		}
+	}
+
+	j.push(vp8pkt(16, 200, true, false), t0)
+	j.push(vp8pkt(17, 200, false, false), t0)
+	if got := collect(j, t0, false); len(got) != 0 {
+		t.Fatalf("incomplete frame released: %v", got)
+	}
+	j.reset() // SSRC change: the new stream happens to start at the same sequence number
+	j.push(vp8pkt(16, 900, true, false), t0)
+	j.push(vp8pkt(17, 900, false, true), t0)
+	if got := stamps(collect(j, t0, false)); !equalU32(got, []uint32{900}) {
+		t.Fatalf("after reset released %v, want [900]", got)
+	}
 }

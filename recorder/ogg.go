@@ -75,15 +75,12 @@ type OggOptions struct {
 //
 // Methods are safe for concurrent use.
 type OggWriter struct {
-	mu      sync.Mutex
-	w       io.Writer
+	writerState
 	serial  uint32
 	seq     uint32 // sequence number of the next page
 	granule uint64 // granule of the last packet written
 	packets int
 	page    []byte // scratch page buffer
-	err     error  // first write error; the stream is unusable after it
-	closed  bool
 }
 
 // NewOggWriter writes the OpusHead and OpusTags pages to w and returns a writer for the packets.
@@ -113,7 +110,7 @@ func NewOggWriter(w io.Writer, opts OggOptions) (*OggWriter, error) {
 			return nil, fmt.Errorf("new ogg writer: comment %q is not KEY=value", c)
 		}
 	}
-	o := &OggWriter{w: w, serial: opts.Serial}
+	o := &OggWriter{writerState: writerState{w: w}, serial: opts.Serial}
 	if err := o.writePacket(opusHead(opts), 0, oggFlagBOS, 0); err != nil {
 		return nil, fmt.Errorf("new ogg writer: OpusHead: %w", err)
 	}
@@ -132,11 +129,10 @@ func NewOggWriter(w io.Writer, opts OggOptions) (*OggWriter, error) {
 func (o *OggWriter) WritePacket(packet []byte, granule uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err := o.usable(); err != nil {
+		return err
+	}
 	switch {
-	case o.closed:
-		return ErrWriterClosed
-	case o.err != nil:
-		return o.err
 	case len(packet) == 0:
 		return fmt.Errorf("ogg write packet: %w", ErrEmptyMedia)
 	case granule == oggNoGranule || (o.packets > 0 && granule <= o.granule):
@@ -161,20 +157,12 @@ func (o *OggWriter) Granule() uint64 {
 // works on pipes and buffered writers), then flushes and closes w as NewOggWriter describes. It
 // always releases w, returns every error joined, and is idempotent.
 func (o *OggWriter) Close() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	return o.close(func() error {
+		if err := o.writePage(oggFlagEOS, oggNoGranule, nil, nil); err != nil {
+			return fmt.Errorf("ogg close: end-of-stream page: %w", err)
+		}
 		return nil
-	}
-	o.closed = true
-	var errs []error
-	if o.err != nil {
-		errs = append(errs, o.err)
-	} else if err := o.writePage(oggFlagEOS, oggNoGranule, nil, nil); err != nil {
-		errs = append(errs, fmt.Errorf("ogg close: end-of-stream page: %w", err))
-	}
-	errs = append(errs, releaseWriter(o.w)...)
-	return errors.Join(errs...)
+	})
 }
 
 // writePacket lays packet out over as many pages as it needs (a page holds 255 lacing values,
@@ -349,6 +337,45 @@ func OpusSamples(packet []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %d frames of %d samples", ErrBadOpusPacket, frames, frame)
 	}
 	return n, nil
+}
+
+// writerState is what the media writers (OggWriter, IVFWriter, AnnexBWriter) share: the lock
+// every method takes, the output, the first write error (the stream is unusable after it) and
+// whether Close ran.
+type writerState struct {
+	mu     sync.Mutex
+	w      io.Writer
+	err    error
+	closed bool
+}
+
+// usable returns ErrWriterClosed after Close, the first write error after a failed write, or nil.
+// Call it with mu held.
+func (s *writerState) usable() error {
+	if s.closed {
+		return ErrWriterClosed
+	}
+	return s.err
+}
+
+// close is the writers' Close: under mu, and only the first time, it reports the first write
+// error or else runs finish (which ends the stream; nil: nothing to end), then releases w. It
+// returns every error joined.
+func (s *writerState) close(finish func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	if s.err != nil {
+		errs = append(errs, s.err)
+	} else if finish != nil {
+		errs = append(errs, finish())
+	}
+	errs = append(errs, releaseWriter(s.w)...)
+	return errors.Join(errs...)
 }
 
 // releaseWriter flushes w if it can and closes it if it is an io.Closer. The close happens even

@@ -208,25 +208,12 @@ func TestOggWriterGapFill(t *testing.T) {
 				t.Fatal(err)
 			}
 			var granule uint64
-			write := func(pkts [][]byte) {
-				for _, p := range pkts {
-					n, err := recorder.OpusSamples(p)
-					if err != nil {
-						t.Fatal(err)
-					}
-					granule += uint64(n)
-					if err := ow.WritePacket(p, granule); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			write(src[:50])
-			silence := recorder.OpusSilence(tc.gap)
-			write(silence)
+			writeOpus(t, ow, &granule, src[:50])
+			writeOpus(t, ow, &granule, recorder.OpusSilence(tc.gap))
 			if got := time.Duration(granule-50*960) * time.Second / 48000; got != tc.gap {
 				t.Fatalf("silence covers %v, want %v", got, tc.gap)
 			}
-			write(src[50:100])
+			writeOpus(t, ow, &granule, src[50:100])
 			if err := ow.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -256,6 +243,21 @@ func TestOggWriterGapFill(t *testing.T) {
 	}
 }
 
+// writeOpus writes pkts to ow, advancing *granule by each packet's duration.
+func writeOpus(t *testing.T, ow *recorder.OggWriter, granule *uint64, pkts [][]byte) {
+	t.Helper()
+	for _, p := range pkts {
+		n, err := recorder.OpusSamples(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*granule += uint64(n)
+		if err := ow.WritePacket(p, *granule); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestOpusSilenceDecodesToZero: a stream of nothing but silence packets of every size decodes,
 // without errors, to digital silence.
 func TestOpusSilenceDecodesToZero(t *testing.T) {
@@ -272,16 +274,7 @@ func TestOpusSilenceDecodesToZero(t *testing.T) {
 		}
 		var granule uint64
 		for _, d := range []time.Duration{500 * time.Millisecond, 37500 * time.Microsecond, 2500 * time.Microsecond, 5 * time.Millisecond} {
-			for _, p := range recorder.OpusSilence(d) {
-				n, err := recorder.OpusSamples(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				granule += uint64(n)
-				if err := ow.WritePacket(p, granule); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeOpus(t, ow, &granule, recorder.OpusSilence(d))
 		}
 		if err := ow.Close(); err != nil {
 			t.Fatal(err)

@@ -83,7 +83,7 @@ func (s *segment) stats(j jitterStats, queueDrops uint64) fileStats {
 // duration is the media span of the file.
 func (s *segment) duration() time.Duration {
 	if s.audio {
-		return time.Duration(s.samples) * time.Second / opusRate
+		return time.Duration(s.samples) * time.Second / OpusSampleRate
 	}
 	if s.frames == 0 {
 		return 0
@@ -109,9 +109,9 @@ func (s *segment) writeAudio(f Frame, wall time.Time, gapCause string) error {
 	dur := int64(n)
 	expected := samplesAt(wall.Sub(s.start))
 	if gap := expected - s.samples; gap >= minGapSamples {
-		startMs := s.samples * 1000 / opusRate
+		startMs := s.samples * 1000 / OpusSampleRate
 		filled := int64(0)
-		for _, pkt := range OpusSilence(time.Duration(gap) * time.Second / opusRate) {
+		for _, pkt := range OpusSilence(time.Duration(gap) * time.Second / OpusSampleRate) {
 			k, err := OpusSamples(pkt)
 			if err != nil {
 				return err
@@ -122,7 +122,7 @@ func (s *segment) writeAudio(f Frame, wall time.Time, gapCause string) error {
 				return err
 			}
 		}
-		s.addGap(Gap{StartMs: startMs, LengthMs: filled * 1000 / opusRate, Cause: gapCause})
+		s.addGap(Gap{StartMs: startMs, LengthMs: filled * 1000 / OpusSampleRate, Cause: gapCause})
 	}
 	s.samples += dur
 	if err := s.ogg.WritePacket(f.Data, uint64(s.samples)); err != nil {

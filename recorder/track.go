@@ -23,7 +23,6 @@ const (
 	// maxClockDrift re-anchors the RTP timeline to arrival time when they disagree by more than
 	// this (timestamp jumps, sender restarts).
 	maxClockDrift = 5 * time.Second
-	opusRate      = 48000
 	videoRate     = 90000
 )
 
@@ -384,5 +383,5 @@ func (t *trackRec) requestKeyframe(now time.Time) {
 
 // samplesAt converts a duration to 48 kHz samples, rounded.
 func samplesAt(d time.Duration) int64 {
-	return int64(math.Round(d.Seconds() * opusRate))
+	return int64(math.Round(d.Seconds() * OpusSampleRate))
 }

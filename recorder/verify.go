@@ -71,7 +71,7 @@ func verifyOgg(path string) (Verified, error) {
 			return v, fmt.Errorf("verify %s: packet %d: %w", path, v.Packets, err)
 		}
 		v.Packets++
-		if hdr.GranulePosition != ^uint64(0) {
+		if hdr.GranulePosition != oggNoGranule {
 			granule = hdr.GranulePosition
 		}
 	}
@@ -91,7 +91,7 @@ func verifyIVF(path string) (Verified, error) {
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
-	hdr := make([]byte, 32)
+	hdr := make([]byte, ivfHeaderLen)
 	if _, err := io.ReadFull(br, hdr); err != nil {
 		return Verified{}, fmt.Errorf("verify %s: header: %w", path, err)
 	}
@@ -105,7 +105,7 @@ func verifyIVF(path string) (Verified, error) {
 	}
 	v := Verified{Width: int(binary.LittleEndian.Uint16(hdr[12:14])), Height: int(binary.LittleEndian.Uint16(hdr[14:16]))}
 	var first, last uint64
-	fh := make([]byte, 12)
+	fh := make([]byte, ivfFrameHeaderLen)
 	for {
 		if _, err := io.ReadFull(br, fh); errors.Is(err, io.EOF) {
 			break

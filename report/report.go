@@ -20,7 +20,7 @@ import (
 )
 
 // FileName is the report's file name inside a recording folder.
-const FileName = "report.html"
+const FileName = recorder.ReportName
 
 // Render writes the report of m (and of samples, the decoded stats.jsonl; nil or empty for a
 // record-only recording) as one self-contained HTML document. The output depends only on its

@@ -35,15 +35,7 @@ func TestAuthenticatorToken(t *testing.T) {
 		return rawToken(t, jwt.SigningMethodHS256, testKID, []byte(testSecret), c)
 	}
 	base := func(extra jwt.MapClaims) jwt.MapClaims {
-		c := jwt.MapClaims{"sub": "alice", "exp": exp}
-		for k, v := range extra {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return c
+		return withClaims(jwt.MapClaims{"sub": "alice", "exp": exp}, extra)
 	}
 	tests := []struct {
 		name  string

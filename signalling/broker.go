@@ -103,26 +103,23 @@ func (b *localBroker) Unregister(c *Conn) {
 	if _, ok := r.conns[c]; !ok {
 		return
 	}
-	b.leaveAllLocked(r, c)
-	delete(r.conns, c)
-	if r.peers[c.id.PeerID] == c {
-		delete(r.peers, c.id.PeerID)
-	}
+	b.removeLocked(r, c)
 }
 
 // evictLocked removes c from routing (announcing left everywhere) and asks it to close.
 func (b *localBroker) evictLocked(r *appRoom, c *Conn, code int, reason string) {
-	b.leaveAllLocked(r, c)
-	delete(r.conns, c)
-	if r.peers[c.id.PeerID] == c {
-		delete(r.peers, c.id.PeerID)
-	}
+	b.removeLocked(r, c)
 	c.closeWith(code, reason)
 }
 
-func (b *localBroker) leaveAllLocked(r *appRoom, c *Conn) {
+// removeLocked takes c out of every channel (announcing left) and out of the app's routing.
+func (b *localBroker) removeLocked(r *appRoom, c *Conn) {
 	for ch := range c.subs {
 		b.leaveLocked(r, c, ch)
+	}
+	delete(r.conns, c)
+	if r.peers[c.id.PeerID] == c {
+		delete(r.peers, c.id.PeerID)
 	}
 }
 

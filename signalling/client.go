@@ -406,11 +406,7 @@ func (c *Client) Unsubscribe(ctx context.Context, channel string) error {
 
 // Publish sends data to every other subscriber of channel.
 func (c *Client) Publish(ctx context.Context, channel string, data any) error {
-	raw, err := c.payload(data)
-	if err != nil {
-		return err
-	}
-	s, err := c.current()
+	s, raw, err := c.payload(data)
 	if err != nil {
 		return err
 	}
@@ -422,30 +418,30 @@ func (c *Client) Send(ctx context.Context, to string, data any) error {
 	if !ValidPeerID(to) {
 		return &ServerError{Code: CodeInvalidPeerID, Message: "rejected locally"}
 	}
-	raw, err := c.payload(data)
-	if err != nil {
-		return err
-	}
-	s, err := c.current()
+	s, raw, err := c.payload(data)
 	if err != nil {
 		return err
 	}
 	return s.request(ctx, Request{Type: TypeSend, To: to, Data: raw}, "")
 }
 
-func (c *Client) payload(data any) (json.RawMessage, error) {
+// payload encodes data for the current socket, within the maxMessageSize of its welcome.
+func (c *Client) payload(data any) (*clientSocket, json.RawMessage, error) {
 	raw, ok := data.(json.RawMessage)
 	if !ok {
 		var err error
 		if raw, err = json.Marshal(data); err != nil {
-			return nil, fmt.Errorf("encode payload: %w", err)
+			return nil, nil, fmt.Errorf("encode payload: %w", err)
 		}
 	}
 	s, err := c.current()
-	if err == nil && len(raw) > s.welcome.MaxMessageSize {
-		return nil, fmt.Errorf("payload of %d bytes exceeds maxMessageSize %d", len(raw), s.welcome.MaxMessageSize)
+	if err != nil {
+		return nil, nil, err
 	}
-	return raw, nil
+	if len(raw) > s.welcome.MaxMessageSize {
+		return nil, nil, fmt.Errorf("payload of %d bytes exceeds maxMessageSize %d", len(raw), s.welcome.MaxMessageSize)
+	}
+	return s, raw, nil
 }
 
 func redactURL(s string) string {

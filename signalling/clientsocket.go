@@ -292,27 +292,26 @@ func (q *eventQueue) push(fn func()) {
 // run executes callbacks until ctx ends, then drains what is already queued.
 func (q *eventQueue) run(ctx context.Context) {
 	for {
-		q.mu.Lock()
-		items := q.items
-		q.items = nil
-		q.mu.Unlock()
-		for _, fn := range items {
-			fn()
-		}
-		if len(items) > 0 {
+		if q.runQueued() {
 			continue
 		}
 		select {
 		case <-q.wake:
 		case <-ctx.Done():
-			q.mu.Lock()
-			items := q.items
-			q.items = nil
-			q.mu.Unlock()
-			for _, fn := range items {
-				fn()
-			}
+			q.runQueued()
 			return
 		}
 	}
+}
+
+// runQueued runs the callbacks queued so far; it reports whether there were any.
+func (q *eventQueue) runQueued() bool {
+	q.mu.Lock()
+	items := q.items
+	q.items = nil
+	q.mu.Unlock()
+	for _, fn := range items {
+		fn()
+	}
+	return len(items) > 0
 }

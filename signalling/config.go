@@ -3,6 +3,7 @@ package signalling
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -259,7 +260,7 @@ func (c *ServerConfig) Validate() error {
 			bad(fmt.Sprintf("signal.ice_servers[%d].urls", i), "required")
 		}
 		for _, u := range s.URLs {
-			if !validICEURL(u) {
+			if !ValidICEURL(u) {
 				bad(fmt.Sprintf("signal.ice_servers[%d].urls", i), "%q is not a stun:, stuns:, turn: or turns: URL", u)
 			}
 		}
@@ -282,16 +283,11 @@ func validateGrant(field string, patterns []string, actions []Action) []error {
 	return errs
 }
 
-func (a Action) valid() bool {
-	for _, v := range AllActions {
-		if a == v {
-			return true
-		}
-	}
-	return false
-}
+func (a Action) valid() bool { return slices.Contains(AllActions, a) }
 
-func validICEURL(u string) bool {
+// ValidICEURL reports whether u is a stun:, stuns:, turn: or turns: URL (scheme case-insensitive)
+// of 1–512 characters: the rule of the config and of the SDK for welcome.metadata.iceServers.
+func ValidICEURL(u string) bool {
 	if len(u) == 0 || len(u) > 512 {
 		return false
 	}

@@ -102,15 +102,7 @@ func TestS2_BadCredentialsCloseAfterUpgrade(t *testing.T) {
 	exp := now.Add(time.Hour).Unix()
 	secret := []byte(testSecret)
 	claims := func(extra jwt.MapClaims) jwt.MapClaims {
-		c := jwt.MapClaims{"sub": "mallory", "exp": exp}
-		for k, v := range extra {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return c
+		return withClaims(jwt.MapClaims{"sub": "mallory", "exp": exp}, extra)
 	}
 	hs256 := func(extra jwt.MapClaims) string {
 		return rawToken(t, jwt.SigningMethodHS256, testKID, secret, claims(extra))
@@ -458,11 +450,7 @@ func TestS7_SnapshotListsOtherMembersAndJoinedIsBroadcast(t *testing.T) {
 
 func TestS7_RepeatedSubscribeGetsFreshSnapshotWithoutSecondJoined(t *testing.T) {
 	ts := newTestServer(t, nil)
-	a := ts.connectAs(t, "alice")
-	b := ts.connectAs(t, "bob")
-	a.subscribe(t, "room", "a1")
-	b.subscribe(t, "room", "b1")
-	a.expectPresence(t, "room", []string{"bob"}, nil)
+	a, b := ts.pair(t, "room", "alice", "bob")
 	for i := 0; i < 3; i++ {
 		rid := fmt.Sprintf("again-%d", i)
 		snap := b.subscribe(t, "room", rid)
@@ -1067,11 +1055,7 @@ func TestS15_ResponsiveIdleConnectionIsKept(t *testing.T) {
 		c.PingInterval = 250 * time.Millisecond
 		c.ReapAfter = time.Second
 	})
-	a := ts.connectAs(t, "alice")
-	b := ts.connectAs(t, "bob")
-	a.subscribe(t, "room", "a")
-	b.subscribe(t, "room", "b")
-	a.expectPresence(t, "room", []string{"bob"}, nil)
+	a, b := ts.pair(t, "room", "alice", "bob")
 	// Idle for 2.5 reap intervals: only WS pongs keep the connections alive.
 	time.Sleep(2500 * time.Millisecond)
 	a.sync(t)

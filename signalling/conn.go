@@ -91,6 +91,12 @@ func (c *Conn) closeWith(code int, reason string) {
 	c.signal()
 }
 
+// goAway sends the going_away frame, then closes with 1001 (S17).
+func (c *Conn) goAway(frame []byte) {
+	c.enqueue(frame, TypeGoingAway)
+	c.closeWith(CloseGoingAway, "server shutting down")
+}
+
 func (c *Conn) signal() {
 	select {
 	case c.wake <- struct{}{}:

@@ -138,18 +138,8 @@ func TestRESTRequiresSecretKey(t *testing.T) {
 	}
 	for _, c := range calls {
 		for _, auth := range auths {
-			var body *strings.Reader
-			if c.body != "" {
-				body = strings.NewReader(c.body)
-			}
 			var e restErrorBody
-			var status int
-			var raw []byte
-			if body != nil {
-				status, raw = ts.restCall(t, c.method, c.path, auth, body, &e)
-			} else {
-				status, raw = ts.restCall(t, c.method, c.path, auth, nil, &e)
-			}
+			status, raw := ts.restCall(t, c.method, c.path, auth, bodyOf(c.body), &e)
 			if status != http.StatusUnauthorized || e.Error != "unauthorized" {
 				t.Errorf("%s %s with %q: %d %s, want 401 unauthorized", c.method, c.path, auth, status, raw)
 			}
@@ -223,17 +213,7 @@ func TestRESTPeersChannelNotAuthorized(t *testing.T) {
 		{http.MethodPost, "/v1/channels/other/publish", `{"data":1}`, "channel_not_authorized"},
 	} {
 		var body restErrorBody
-		var r *strings.Reader
-		if tc.body != "" {
-			r = strings.NewReader(tc.body)
-		}
-		var status int
-		var raw []byte
-		if r != nil {
-			status, raw = ts.restCall(t, tc.method, tc.path, auth, r, &body)
-		} else {
-			status, raw = ts.restCall(t, tc.method, tc.path, auth, nil, &body)
-		}
+		status, raw := ts.restCall(t, tc.method, tc.path, auth, bodyOf(tc.body), &body)
 		if status != http.StatusForbidden || body.Error != tc.code {
 			t.Errorf("%s %s: %d %s, want 403 %s", tc.method, tc.path, status, raw, tc.code)
 		}
@@ -303,11 +283,7 @@ func TestRESTPublish(t *testing.T) {
 
 func TestRESTKick(t *testing.T) {
 	ts := newTestServer(t, nil)
-	obs := ts.connectAs(t, "observer")
-	obs.subscribe(t, "room", "o")
-	victim := ts.connectAs(t, "victim")
-	victim.subscribe(t, "room", "v")
-	obs.expectPresence(t, "room", []string{"victim"}, nil)
+	obs, victim := ts.pair(t, "room", "observer", "victim")
 
 	var out map[string]any
 	status, raw := ts.restCall(t, http.MethodDelete, "/v1/peers/victim", testBearer, nil, &out)

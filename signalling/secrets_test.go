@@ -1,7 +1,6 @@
 package signalling
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,37 +15,21 @@ func TestLogsNeverContainCredentials(t *testing.T) {
 	bad := mintWith(t, testKID, "not-the-secret", Claims{Subject: "mallory"})
 	expired := mint(t, Claims{Subject: "old", ExpiresAt: time.Now().Add(-time.Hour).Unix()})
 
-	alice := ts.dial(t, tokenQuery(tok))
-	alice.expect(t, TypeWelcome)
+	alice := ts.connect(t, tokenQuery(tok))
 	alice.subscribe(t, "room", "r1")
 	ts.dial(t, tokenQuery(bad)).expectClose(t, CloseInvalidToken)
 	ts.dial(t, tokenQuery(expired)).expectClose(t, CloseTokenExpired)
-	pk := ts.dial(t, keyQuery(testPK))
-	pk.expect(t, TypeWelcome)
+	ts.connect(t, keyQuery(testPK))
 
-	body := strings.NewReader(`{"peerId":"bob"}`)
-	req, _ := http.NewRequest(http.MethodPost, ts.http.URL+"/v1/tokens", body)
-	req.Header.Set("Authorization", "Bearer "+testKID+":"+testSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var minted bytes.Buffer
-	_, _ = minted.ReadFrom(resp.Body)
-	resp.Body.Close()
-	req, _ = http.NewRequest(http.MethodDelete, ts.http.URL+"/v1/peers/alice", nil)
-	req.Header.Set("Authorization", "Bearer "+testKID+":"+testSecret)
-	if resp, err = http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	_, minted := ts.restCall(t, http.MethodPost, "/v1/tokens", testBearer, strings.NewReader(`{"peerId":"bob"}`), nil)
+	ts.restCall(t, http.MethodDelete, "/v1/peers/alice", testBearer, nil, nil)
 	alice.expectClose(t, CloseAdminDisconnect)
 
 	logs := ts.logs.String()
 	if !strings.Contains(logs, "connection accepted") || !strings.Contains(logs, "connection rejected") {
 		t.Fatalf("the log did not record the connections at all:\n%s", logs)
 	}
-	mintedTok := minted.String()
+	mintedTok := string(minted)
 	if i := strings.Index(mintedTok, `"token":"`); i >= 0 {
 		mintedTok = mintedTok[i+9:]
 		mintedTok = mintedTok[:strings.IndexByte(mintedTok, '"')]

@@ -113,10 +113,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	goingAway := encodeGoingAway(1000)
-	s.broker.Each(func(c *Conn) {
-		c.enqueue(goingAway, TypeGoingAway)
-		c.closeWith(CloseGoingAway, "server shutting down")
-	})
+	s.broker.Each(func(c *Conn) { c.goAway(goingAway) })
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {
@@ -211,8 +208,7 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.draining.Load() {
 		// Registered while Shutdown was broadcasting: it may have missed the going_away.
-		c.enqueue(encodeGoingAway(1000), TypeGoingAway)
-		c.closeWith(CloseGoingAway, "server shutting down")
+		c.goAway(encodeGoingAway(1000))
 	}
 	kind := "token"
 	if id.Publishable {

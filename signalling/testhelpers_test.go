@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -165,6 +166,18 @@ func rawToken(t testing.TB, method jwt.SigningMethod, kid string, key any, claim
 	return s
 }
 
+// withClaims returns base changed by extra: a nil value deletes the claim, any other sets it.
+func withClaims(base, extra jwt.MapClaims) jwt.MapClaims {
+	for k, v := range extra {
+		if v == nil {
+			delete(base, k)
+		} else {
+			base[k] = v
+		}
+	}
+	return base
+}
+
 func tokenQuery(tok string) string { return "token=" + url.QueryEscape(tok) }
 func keyQuery(key string) string   { return "key=" + url.QueryEscape(key) }
 
@@ -257,6 +270,17 @@ func (ts *testServer) connect(t testing.TB, query string) *testClient {
 func (ts *testServer) connectAs(t testing.TB, sub string) *testClient {
 	t.Helper()
 	return ts.connect(t, tokenQuery(mint(t, Claims{Subject: sub})))
+}
+
+// pair connects first and second, subscribes both to ch (first, then second) and requires first
+// to see second join.
+func (ts *testServer) pair(t testing.TB, ch, first, second string) (*testClient, *testClient) {
+	t.Helper()
+	a, b := ts.connectAs(t, first), ts.connectAs(t, second)
+	a.subscribe(t, ch, first)
+	b.subscribe(t, ch, second)
+	a.expectPresence(t, ch, []string{second}, nil)
+	return a, b
 }
 
 // next returns the next inbound item, failing the test after timeout.
@@ -365,6 +389,13 @@ func (c *testClient) expectClose(t testing.TB, code int) string {
 
 func (c *testClient) expectCloseWithin(t testing.TB, code int, timeout time.Duration) string {
 	t.Helper()
+	reason, _ := c.expectCloseAt(t, code, timeout)
+	return reason
+}
+
+// expectCloseAt is expectCloseWithin that also returns when the client saw the close.
+func (c *testClient) expectCloseAt(t testing.TB, code int, timeout time.Duration) (string, time.Time) {
+	t.Helper()
 	m := c.next(t, timeout)
 	if m.err == nil {
 		t.Fatalf("got frame %s, want close %d", m.raw, code)
@@ -375,20 +406,6 @@ func (c *testClient) expectCloseWithin(t testing.TB, code int, timeout time.Dura
 	}
 	if int(ce.Code) != code {
 		t.Fatalf("close code = %d (%q), want %d", ce.Code, ce.Reason, code)
-	}
-	return ce.Reason
-}
-
-// expectCloseAt is expectClose that also returns when the client saw the close.
-func (c *testClient) expectCloseAt(t testing.TB, code int, timeout time.Duration) (string, time.Time) {
-	t.Helper()
-	m := c.next(t, timeout)
-	if m.err == nil {
-		t.Fatalf("got frame %s, want close %d", m.raw, code)
-	}
-	var ce websocket.CloseError
-	if !errors.As(m.err, &ce) || int(ce.Code) != code {
-		t.Fatalf("connection ended with %v, want close %d", m.err, code)
 	}
 	return ce.Reason, m.at
 }
@@ -572,7 +589,7 @@ func frameShapeError(raw []byte) error {
 			}
 			continue
 		}
-		if f.kinds[0] != "any" && !containsString(f.kinds, k) {
+		if f.kinds[0] != "any" && !slices.Contains(f.kinds, k) {
 			return fmt.Errorf("%s: %q is a %s, want %v", typ, f.name, k, f.kinds)
 		}
 	}
@@ -630,13 +647,12 @@ func presenceEntriesError(joinedRaw, leftRaw json.RawMessage) error {
 	return nil
 }
 
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+// bodyOf is a request body holding s, or no body (nil) for "".
+func bodyOf(s string) io.Reader {
+	if s == "" {
+		return nil
 	}
-	return false
+	return strings.NewReader(s)
 }
 
 // restCall performs an HTTP request against the test server and decodes a JSON reply into out

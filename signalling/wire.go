@@ -196,13 +196,7 @@ func encodeDirect(from string, data, fromMeta json.RawMessage) []byte {
 	b := make([]byte, 0, 48+len(from)+len(data)+len(fromMeta))
 	b = append(b, `{"type":"direct","from":`...)
 	b = appendJSONString(b, from)
-	b = append(b, `,"data":`...)
-	b = append(b, data...)
-	if len(fromMeta) > 0 {
-		b = append(b, `,"fromMetadata":`...)
-		b = append(b, fromMeta...)
-	}
-	return append(b, '}')
+	return appendDataTail(b, data, fromMeta)
 }
 
 func encodeMessage(channel, from string, data, fromMeta json.RawMessage) []byte {
@@ -211,6 +205,11 @@ func encodeMessage(channel, from string, data, fromMeta json.RawMessage) []byte 
 	b = appendJSONString(b, channel)
 	b = append(b, `,"from":`...)
 	b = appendJSONString(b, from)
+	return appendDataTail(b, data, fromMeta)
+}
+
+// appendDataTail closes a direct or message frame: data, the sender's metadata when present, '}'.
+func appendDataTail(b []byte, data, fromMeta json.RawMessage) []byte {
 	b = append(b, `,"data":`...)
 	b = append(b, data...)
 	if len(fromMeta) > 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,9 +134,7 @@ func runBench(ctx context.Context, bc *benchConfig, log *slog.Logger, stdout io.
 	}
 	rep.Checks = loadtest.Checks(rep.Signal)
 	if bc.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(stdout, rep)
 	}
 	return loadtest.WriteTable(stdout, rep)
 }

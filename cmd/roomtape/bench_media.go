@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -115,9 +114,7 @@ func printMediaReport(stdout, stderr io.Writer, rep *mediabench.Report, asJSON b
 	if err := mediabench.WriteTable(stderr, rep); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return writeJSON(stdout, rep)
 }
 
 // newBenchReceiverCmd is the child of `bench record` and `bench bot`: a bot or bare pion receiver

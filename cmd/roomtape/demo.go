@@ -11,10 +11,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -46,16 +44,12 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			"file verifies (in-process demux; ffmpeg's decode too when it is installed).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			lc, err := g.load(nil)
-			if err != nil {
-				return err
-			}
-			if g.logLevel == "" {
-				lc.Log.Level = "warn" // the demo's own output is the progress and the table
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runDemo(ctx, lc, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return g.run(cmd, nil, func(ctx context.Context, lc loadedConfig) error {
+				if g.logLevel == "" {
+					lc.Log.Level = "warn" // the demo's own output is the progress and the table
+				}
+				return runDemo(ctx, lc, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&f.duration, "duration", 15*time.Second, "length of the recording job")

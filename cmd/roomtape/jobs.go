@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/roomtape/roomtape/pipeline"
 )
@@ -23,24 +21,28 @@ func clientCmd(g *globalFlags, use, short string, args cobra.PositionalArgs,
 	cmd := &cobra.Command{Use: use, Short: short, Args: args}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "JSON output")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		lc, err := g.load(nil)
-		if err != nil {
-			return err
-		}
+		return g.runClient(cmd, nil, func(ctx context.Context, q *pipeline.Queue) error {
+			return run(ctx, q, a, jsonOut, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		})
+	}
+	return cmd
+}
+
+// runClient is g.run for a client of the job queue: fn gets the queue, connected as
+// "roomtape <command>" and drained when fn returns.
+func (g *globalFlags) runClient(cmd *cobra.Command, bound map[string]*pflag.Flag, fn func(ctx context.Context, q *pipeline.Queue) error) error {
+	return g.run(cmd, bound, func(ctx context.Context, lc loadedConfig) error {
 		log, err := newLogger(lc.Log, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
 		q, done, err := openClientQueue(ctx, lc, "roomtape "+cmd.Name(), log)
 		if err != nil {
 			return err
 		}
 		defer done()
-		return run(ctx, q, a, jsonOut, cmd.OutOrStdout(), cmd.ErrOrStderr())
-	}
-	return cmd
+		return fn(ctx, q)
+	})
 }
 
 func newStatusCmd(g *globalFlags) *cobra.Command {

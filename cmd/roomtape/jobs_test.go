@@ -200,6 +200,16 @@ func waitState(t *testing.T, cfgPath, id, state string) {
 	}
 }
 
+// wantContains reports every one of wants that out (named what) lacks.
+func wantContains(t *testing.T, what, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, out)
+		}
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for one writer goroutine and one reader.
 type syncBuffer struct {
 	mu sync.Mutex

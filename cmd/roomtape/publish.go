@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
@@ -37,13 +35,7 @@ func newPublishCmd(g *globalFlags) *cobra.Command {
 			"Without --audio and --video the embedded test clips are sent.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			lc, err := g.load(nil)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runPublish(ctx, lc, f, cmd)
+			return g.run(cmd, nil, func(ctx context.Context, lc loadedConfig) error { return runPublish(ctx, lc, f, cmd) })
 		},
 	}
 	f.register(cmd)

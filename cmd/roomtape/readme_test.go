@@ -197,17 +197,9 @@ func testReadmeToken(t *testing.T, bin string) {
 // "Record a room in three terminals": signal, publish and record, each its own process; record
 // ends after its --duration with a finished manifest whose files decode.
 func testReadmeThreeTerminals(t *testing.T, bin string) {
-	testenv.RequireTools(t)
-	cmds := readmeCommands(t, "## Record a room in three terminals")
-	requireSubcommands(t, cmds, "signal", "publish", "record")
-	w := newReadmeWorkdir(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-
-	sig := startReadmeProc(t, w.dir, readmeEnv(), bin, cmds[0]...)
-	sig.waitOutput(t, ctx, "listening on ws://"+w.signal)
-	pub := sig.sibling(t, bin, cmds[1]...)
-	peer := publisherPeer(t, ctx, pub)
+	cmds, w, sig, pub, peer := startReadmeRoom(t, ctx, bin, "## Record a room in three terminals", "signal", "publish", "record")
 	rec := sig.sibling(t, bin, cmds[2]...)
 	if err := rec.wait(ctx); err != nil {
 		t.Fatalf("roomtape %s: %v\n%s", strings.Join(cmds[2], " "), err, rec.stderr.String())
@@ -230,17 +222,9 @@ func testReadmeThreeTerminals(t *testing.T, bin string) {
 // "Recording jobs through NATS JetStream": signal, publish, worker (embedded NATS) and
 // `submit --wait`, each its own process; then `status --json` and `jobs` see the job done.
 func testReadmeJobs(t *testing.T, bin string) {
-	testenv.RequireTools(t)
-	cmds := readmeCommands(t, "## Recording jobs through NATS JetStream")
-	requireSubcommands(t, cmds, "signal", "publish", "worker", "submit")
-	w := newReadmeWorkdir(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
-
-	sig := startReadmeProc(t, w.dir, readmeEnv(), bin, cmds[0]...)
-	sig.waitOutput(t, ctx, "listening on ws://"+w.signal)
-	pub := sig.sibling(t, bin, cmds[1]...)
-	peer := publisherPeer(t, ctx, pub)
+	cmds, w, sig, pub, peer := startReadmeRoom(t, ctx, bin, "## Recording jobs through NATS JetStream", "signal", "publish", "worker", "submit")
 	worker := sig.sibling(t, bin, cmds[2]...)
 	ready := worker.waitOutput(t, ctx, " ready (")
 	if !strings.Contains(ready, "nats nats://"+w.nats) || !strings.Contains(ready, "metrics http://"+w.metrics) {
@@ -284,6 +268,21 @@ func testReadmeJobs(t *testing.T, bin string) {
 	sig.interrupt(t, ctx)
 }
 
+// startReadmeRoom runs the first two terminals of a README section that records a room, whose
+// commands must be the subcommands want: the signalling server, then a publisher in the channel
+// (its peer id is returned). The section's commands follow in the same working directory.
+func startReadmeRoom(t *testing.T, ctx context.Context, bin, heading string, want ...string) (cmds [][]string, w *readmeWorkdir, sig, pub *readmeProc, peer string) {
+	t.Helper()
+	testenv.RequireTools(t)
+	cmds = readmeCommands(t, heading)
+	requireSubcommands(t, cmds, want...)
+	w = newReadmeWorkdir(t, false)
+	sig = startReadmeProc(t, w.dir, readmeEnv(), bin, cmds[0]...)
+	sig.waitOutput(t, ctx, "listening on ws://"+w.signal)
+	pub = sig.sibling(t, bin, cmds[1]...)
+	return cmds, w, sig, pub, publisherPeer(t, ctx, pub)
+}
+
 // scripts/local-stack (README "Scaling out"), with its ports moved by the variables it reads:
 // it builds and starts the server and the worker, the two commands its header suggests record a
 // job, and Ctrl-C stops both processes.
@@ -322,12 +321,8 @@ func testReadmeLocalStack(t *testing.T) {
 	defer cancel()
 	stack := startReadmeProc(t, w.dir, env, script)
 	stack.waitOutput(t, ctx, "Ctrl-C to stop")
-	out := stack.stdout.String()
-	for _, want := range []string{"listening on ws://" + w.signal, "ready (nats nats://" + w.nats, "metrics on http://" + metrics + "/metrics"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("local-stack printed no %q:\n%s", want, out)
-		}
-	}
+	wantContains(t, "local-stack's output", stack.stdout.String(),
+		"listening on ws://"+w.signal, "ready (nats nats://"+w.nats, "metrics on http://"+metrics+"/metrics")
 	checkHTTP(t, ctx, "http://"+metrics+"/healthz", "http://"+w.signal+"/healthz")
 
 	pub := startReadmeProc(t, w.dir, readmeEnv(), stackBinary(t, stackDir), cmds[0]...)

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -44,13 +41,9 @@ func newRecordCmd(g *globalFlags) *cobra.Command {
 			"used against ws://<signal.listen>, so it works with a `roomtape signal` started without config.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			lc, err := g.load(nil)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runRecord(ctx, lc, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return g.run(cmd, nil, func(ctx context.Context, lc loadedConfig) error {
+				return runRecord(ctx, lc, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			})
 		},
 	}
 	f.register(cmd)
@@ -137,9 +130,7 @@ func runRecord(ctx context.Context, lc loadedConfig, f *recordFlags, stdout, std
 	m, err := pipeline.Record(ctx, spec, tr)
 	if m != nil {
 		if f.jsonOut {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			if jerr := enc.Encode(m); jerr != nil && err == nil {
+			if jerr := writeJSON(stdout, m); jerr != nil && err == nil {
 				err = jerr
 			}
 		} else {

@@ -2,61 +2,61 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/fixtures"
+	"github.com/roomtape/roomtape/internal/testenv"
 	"github.com/roomtape/roomtape/pipeline"
 	"github.com/roomtape/roomtape/publisher"
 	"github.com/roomtape/roomtape/recorder"
 	"github.com/roomtape/roomtape/signalling"
 )
 
+// built is the roomtape binary the tests run, compiled by the first buildBinary.
+var built struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	out  []byte
+	err  error
+}
+
 // buildBinary compiles roomtape once per test binary run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "roomtape")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "roomtape-test-bin-"); built.err == nil {
+			built.out, built.err = exec.Command("go", "build", "-o", filepath.Join(built.dir, "roomtape"), ".").CombinedOutput()
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
 	}
-	return bin
+	return filepath.Join(built.dir, "roomtape")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // kill -9 of `roomtape record` mid-recording leaves .part files that decode up to at most the
 // last second before the kill, and a manifest that lists them as partial.
 func TestRecordSurvivesKill9(t *testing.T) {
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is required; ./scripts/test installs it", tool)
-		}
-	}
+	testenv.RequireTools(t)
 	bin := buildBinary(t)
-	srv, err := signalling.NewServer(signalling.ServerConfig{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	url := "ws://" + ln.Addr().String()
-
-	tr, err := bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: []string{"127.0.0.0/8"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	url := testenv.SignalServer(t, signalling.ServerConfig{})
+	tr := testenv.Transport(t)
 	dir := fixtures.Dir(t)
 	cc, err := pipeline.DemoProfile(url).ClientConfig("alice", nil, "room")
 	if err != nil {

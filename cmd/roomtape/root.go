@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -49,6 +52,18 @@ func (g *globalFlags) load(bound map[string]*pflag.Flag) (loadedConfig, error) {
 		bound["log.format"] = stringFlag("log-format", g.logFormat)
 	}
 	return loadConfig(g.configPath, bound)
+}
+
+// run is the body of a subcommand's RunE: it loads the configuration (bound as for load) and
+// runs fn with cmd's context, cancelled by Ctrl-C or SIGTERM.
+func (g *globalFlags) run(cmd *cobra.Command, bound map[string]*pflag.Flag, fn func(ctx context.Context, lc loadedConfig) error) error {
+	lc, err := g.load(bound)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return fn(ctx, lc)
 }
 
 // stringFlag makes a changed flag carrying value, for binding global flags to config keys.

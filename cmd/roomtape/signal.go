@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -29,13 +26,10 @@ func newSignalCmd(g *globalFlags) *cobra.Command {
 	debugListen := cmd.Flags().String("debug-listen", "",
 		"serve net/http/pprof on this separate address, announced as a second stdout line \"debug on http://HOST:PORT\" (off by default)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		lc, err := g.load(map[string]*pflag.Flag{"signal.listen": cmd.Flags().Lookup("listen")})
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return serveSignal(ctx, lc, *debugListen, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		bound := map[string]*pflag.Flag{"signal.listen": cmd.Flags().Lookup("listen")}
+		return g.run(cmd, bound, func(ctx context.Context, lc loadedConfig) error {
+			return serveSignal(ctx, lc, *debugListen, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		})
 	}
 	return cmd
 }

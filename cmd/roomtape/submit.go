@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,17 +53,13 @@ func newSubmitCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.jsonOut, "json", false, "JSON output")
 	_ = cmd.MarkFlagRequired("channel")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		lc, err := g.load(nil)
-		if err != nil {
-			return err
-		}
-		j, err := f.job(cmd)
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return runSubmit(ctx, lc, j, f.wait, f.jsonOut, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		return g.run(cmd, nil, func(ctx context.Context, lc loadedConfig) error {
+			j, err := f.job(cmd)
+			if err != nil {
+				return err
+			}
+			return runSubmit(ctx, lc, j, f.wait, f.jsonOut, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		})
 	}
 	return cmd
 }
@@ -176,9 +169,10 @@ func followJob(ctx context.Context, q *pipeline.Queue, id string, jsonOut bool, 
 	live := newLiveStatus(id, stderr, isTerminal(stderr) && !jsonOut)
 	defer live.stop()
 	var final pipeline.Event
+	enc := json.NewEncoder(stdout)
 	err := q.Follow(ctx, id, func(ev pipeline.Event) bool {
 		if jsonOut {
-			_ = json.NewEncoder(stdout).Encode(ev)
+			_ = enc.Encode(ev)
 		} else {
 			live.update(ev)
 		}

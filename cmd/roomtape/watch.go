@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -53,24 +51,12 @@ func newWatchCmd(g *globalFlags) *cobra.Command {
 		if err := pipeline.ValidateJobID(id); err != nil {
 			return &pipeline.JobError{Field: "id", Msg: err.Error()}
 		}
-		lc, err := g.load(map[string]*pflag.Flag{"nats.url": cmd.Flags().Lookup("nats-url")})
-		if err != nil {
-			return err
-		}
-		log, err := newLogger(lc.Log, cmd.ErrOrStderr())
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		q, done, err := openClientQueue(ctx, lc, "roomtape watch", log)
-		if err != nil {
-			return err
-		}
-		defer done()
-		stdout := cmd.OutOrStdout()
-		o := watchOptions{json: jsonOut, once: once, tty: isTerminal(stdout), size: termSize(stdout)}
-		return runWatch(ctx, q, id, o, stdout, cmd.ErrOrStderr())
+		bound := map[string]*pflag.Flag{"nats.url": cmd.Flags().Lookup("nats-url")}
+		return g.runClient(cmd, bound, func(ctx context.Context, q *pipeline.Queue) error {
+			stdout := cmd.OutOrStdout()
+			o := watchOptions{json: jsonOut, once: once, tty: isTerminal(stdout), size: termSize(stdout)}
+			return runWatch(ctx, q, id, o, stdout, cmd.ErrOrStderr())
+		})
 	}
 	return cmd
 }
@@ -214,13 +200,10 @@ func subscribeEvents(ctx context.Context, q *pipeline.Queue, id string) (<-chan 
 	}
 	out := make(chan watchMsg, 256)
 	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	go func() {
 		defer close(out)
+		defer it.Stop()
 		for {
-			m, err := it.Next()
+			m, err := it.Next(jetstream.NextContext(ctx))
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed) {
 					return
@@ -380,8 +363,7 @@ func jsonLine(data []byte) ([]byte, bool) {
 		switch {
 		case r == utf8.RuneError && n == 1: // invalid UTF-8 (inside a string)
 			out = append(out, `\ufffd`...)
-		case r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0x061c || r == 0x200e || r == 0x200f ||
-			r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+		case watchview.UnsafeRune(r):
 			out = fmt.Appendf(out, `\u%04x`, r)
 		default:
 			out = append(out, s[:n]...)

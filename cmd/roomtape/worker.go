@@ -8,9 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,21 +39,18 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "JSON logs and a JSON ready line")
 	cmd.Flags().BoolVar(&loopback, "loopback", false, "gather 127.0.0.1 candidates (peers on this host only)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		lc, err := g.load(map[string]*pflag.Flag{
+		bound := map[string]*pflag.Flag{
 			"worker.id": cmd.Flags().Lookup("id"), "worker.capacity": cmd.Flags().Lookup("capacity"),
 			"worker.drain_timeout": cmd.Flags().Lookup("drain-timeout"), "worker.metrics_listen": cmd.Flags().Lookup("metrics-listen"),
 			"nats.url": cmd.Flags().Lookup("nats-url"),
+		}
+		return g.run(cmd, bound, func(ctx context.Context, lc loadedConfig) error {
+			if jsonOut {
+				lc.Log.Format = "json"
+			}
+			lc.Bot.Network.IncludeLoopback = lc.Bot.Network.IncludeLoopback || loopback
+			return runWorker(ctx, lc, jsonOut, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		})
-		if err != nil {
-			return err
-		}
-		if jsonOut {
-			lc.Log.Format = "json"
-		}
-		lc.Bot.Network.IncludeLoopback = lc.Bot.Network.IncludeLoopback || loopback
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return runWorker(ctx, lc, jsonOut, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	return cmd
 }

@@ -281,9 +281,6 @@ func Launch(t testing.TB, opts ...Option) *Browser {
 // pages' WebSocket connections.
 func (b *Browser) Origin() string { return b.site.URL }
 
-// PID is the process id of the main Chromium process.
-func (b *Browser) PID() int { return b.pid }
-
 // Processes counts the live (non-zombie) processes of this browser: the main
 // Chromium process, its process group and every process whose command line
 // names the browser's temporary directory.

@@ -117,15 +117,6 @@ func PeerLeft(peerID string) Predicate {
 	return func(e Event) bool { return e.Type == EventPeerLeft && e.Peer == peerID }
 }
 
-// TrackFrom matches a track event from peerID; kind and role ("" = any) must
-// match the track kind and the role of EffectiveMetadata (see Event.SignalledMetadata).
-func TrackFrom(peerID, kind, role string) Predicate {
-	return func(e Event) bool {
-		return e.Type == EventTrack && e.Peer == peerID &&
-			(kind == "" || e.Kind == kind) && (role == "" || e.Role() == role)
-	}
-}
-
 // TrackOfStream matches a track event from peerID of the given kind ("" = any)
 // that belongs to the sender's stream streamID (stream ids survive signalling;
 // track ids do not, see Event.SignalledMetadata).
@@ -149,17 +140,5 @@ func And(ps ...Predicate) Predicate {
 			}
 		}
 		return true
-	}
-}
-
-// Or matches events that any predicate matches.
-func Or(ps ...Predicate) Predicate {
-	return func(e Event) bool {
-		for _, p := range ps {
-			if p(e) {
-				return true
-			}
-		}
-		return false
 	}
 }

@@ -373,6 +373,20 @@ func (p *Page) WaitConnected(t testing.TB, remoteID string, timeout time.Duratio
 // last sample.
 func (p *Page) WaitInbound(t testing.TB, peerID string, timeout time.Duration, kinds ...string) Stats {
 	t.Helper()
+	return p.waitRTPGrowth(t, "inbound", "from", peerID, timeout, kinds, func(s Stats) map[string]RTPCounters { return s.Inbound })
+}
+
+// WaitOutbound is WaitInbound for the RTP the page sends to peerID.
+func (p *Page) WaitOutbound(t testing.TB, peerID string, timeout time.Duration, kinds ...string) Stats {
+	t.Helper()
+	return p.waitRTPGrowth(t, "outbound", "to", peerID, timeout, kinds, func(s Stats) map[string]RTPCounters { return s.Outbound })
+}
+
+// waitRTPGrowth samples the stats for peerID until the counters of one
+// direction (dir, "inbound" or "outbound") grow between two samples for every
+// kind, and returns the last sample.
+func (p *Page) waitRTPGrowth(t testing.TB, dir, prep, peerID string, timeout time.Duration, kinds []string, counters func(Stats) map[string]RTPCounters) Stats {
+	t.Helper()
 	if len(kinds) == 0 {
 		kinds = []string{"audio", "video"}
 	}
@@ -386,7 +400,7 @@ func (p *Page) WaitInbound(t testing.TB, peerID string, timeout time.Duration, k
 			if havePrev {
 				grown := true
 				for _, k := range kinds {
-					if cur.Inbound[k].Bytes <= prev.Inbound[k].Bytes {
+					if counters(cur)[k].Bytes <= counters(prev)[k].Bytes {
 						grown = false
 					}
 				}
@@ -401,8 +415,8 @@ func (p *Page) WaitInbound(t testing.TB, peerID string, timeout time.Duration, k
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("browsertest: %s: inbound %v RTP from %s did not grow within %v (last stats %+v, err %v)%s",
-		p.name, kinds, peerID, timeout, cur, err, p.diagnostics())
+	t.Fatalf("browsertest: %s: %s %v RTP %s %s did not grow within %v (last stats %+v, err %v)%s",
+		p.name, dir, kinds, prep, peerID, timeout, cur, err, p.diagnostics())
 	return cur
 }
 
@@ -479,20 +493,6 @@ func (p *Page) WaitEvent(t testing.TB, match Predicate, timeout time.Duration) E
 		t.Fatalf("browsertest: wait event: %v%s", err, p.diagnostics())
 	}
 	return ev
-}
-
-// Logs returns the SDK logger's messages (all levels, newest 4000).
-func (p *Page) Logs(t testing.TB) []LogEntry {
-	t.Helper()
-	var ls []LogEntry
-	p.Eval(t, "window.rt.logs", &ls)
-	return ls
-}
-
-// TryClose closes the page's MeteredPeer (peer.close(): peer connections, then
-// the WebSocket with 1000) and stops its local tracks. The tab stays open.
-func (p *Page) TryClose() error {
-	return p.call("close", nil)
 }
 
 // Close closes the MeteredPeer and then the tab. Idempotent; t.Cleanup calls it.

@@ -87,7 +87,6 @@ func runBareReceiver(ctx context.Context, cc signalling.ClientConfig, cfg Receiv
 	r.peers = nil
 	r.mu.Unlock()
 	for _, p := range peers {
-		p.post(p.close)
 		p.stop()
 	}
 	r.wg.Wait()
@@ -120,7 +119,6 @@ func (r *bareReceiver) onPresence(ev signalling.PresenceEvent) {
 		delete(r.peers, e.PeerID)
 		r.mu.Unlock()
 		if p != nil {
-			p.post(p.close)
 			p.stop()
 		}
 	}
@@ -266,31 +264,30 @@ func (p *barePeer) post(fn func()) {
 	}
 }
 
-// stop ends the goroutine once the queue is empty.
+// stop ends the goroutine once the queue is empty, closing the peer connection.
 func (p *barePeer) stop() { p.once.Do(func() { close(p.done) }) }
+
+// runQueued runs the signals posted so far and reports whether there were any.
+func (p *barePeer) runQueued() bool {
+	p.qmu.Lock()
+	q := p.q
+	p.q = nil
+	p.qmu.Unlock()
+	for _, fn := range q {
+		fn()
+	}
+	return len(q) > 0
+}
 
 func (p *barePeer) run() {
 	for {
-		p.qmu.Lock()
-		q := p.q
-		p.q = nil
-		p.qmu.Unlock()
-		for _, fn := range q {
-			fn()
-		}
-		if len(q) > 0 {
+		if p.runQueued() {
 			continue
 		}
 		select {
 		case <-p.wake:
 		case <-p.done:
-			p.qmu.Lock()
-			rest := p.q
-			p.q = nil
-			p.qmu.Unlock()
-			for _, fn := range rest {
-				fn()
-			}
+			p.runQueued()
 			p.close()
 			return
 		}

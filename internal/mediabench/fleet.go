@@ -116,16 +116,12 @@ func startFleet(ctx context.Context, url, channel string, n int, tr *bot.Transpo
 // waitReceiversGone waits until no receiver is in the channel any more, then a moment for the
 // publishers to close their connections to it.
 func (f *fleet) waitReceiversGone(ctx context.Context, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for f.watch.count(receiverPrefix) > 0 {
-		select {
-		case <-f.watch.changed:
-		case <-deadline.C:
-			return fmt.Errorf("a receiver was still listed in %s %s after it stopped", f.channel, timeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	ok, err := f.watch.await(ctx, timeout, func() bool { return f.watch.count(receiverPrefix) == 0 })
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("a receiver was still listed in %s %s after it stopped", f.channel, timeout)
 	}
 	return sleep(ctx, time.Second)
 }

@@ -209,7 +209,9 @@ func (r *runner) measure(ctx context.Context, spec receiverSpec, n int) (*Phase,
 	}
 	ph.RSSMB = float64(rssMax) / (1 << 20)
 	ph.RSSKBPerTrack = float64(rssMax) / 1024 / tracks
-	ph.PeakRSSMB = float64(mem.HWM) / (1 << 20)
+	// VmHWM may read a few pages below an earlier VmRSS sample (the kernel's RSS counters are
+	// approximate); the peak of the whole life is at least what the window sampled.
+	ph.PeakRSSMB = float64(max(mem.HWM, rssMax)) / (1 << 20)
 	ph.Packets, ph.Lost, ph.Dropped = final.Packets, final.Lost, final.Dropped
 	if total := final.Packets + final.Lost; total > 0 {
 		ph.LossPct = float64(final.Lost) * 100 / float64(total)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roomtape/roomtape/bot"
 	"github.com/roomtape/roomtape/internal/fixtures"
+	"github.com/roomtape/roomtape/internal/testenv"
 )
 
 // newTestCtx bounds a test.
@@ -35,14 +35,9 @@ func withFleet(t *testing.T, ctx context.Context, n int) string {
 			t.Errorf("server: %v", err)
 		}
 	})
-	tr, err := bot.NewTransport(bot.NetworkConfig{IncludeLoopback: true, IPs: loopbackOnly}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
 	dir := fixtures.Dir(t)
 	clip := Clip{Audio: filepath.Join(dir, fixtures.Audio), Video: filepath.Join(dir, fixtures.Camera)}
-	f, err := startFleet(ctx, srv.url, "room", n, tr, clip, nil, 20*time.Second)
+	f, err := startFleet(ctx, srv.url, "room", n, testenv.Transport(t), clip, nil, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,9 +93,10 @@ func TestRunReceiverStacks(t *testing.T) {
 			files, _ := filepath.Glob(filepath.Join(out, "track-*"))
 			var ogg, ivf int
 			for _, f := range files {
-				st, err := os.Stat(f)
-				if err != nil || st.Size() < 100 {
-					t.Errorf("%s: %v, %d bytes", f, err, st.Size())
+				if st, err := os.Stat(f); err != nil {
+					t.Errorf("%s: %v", f, err)
+				} else if st.Size() < 100 {
+					t.Errorf("%s: %d bytes", f, st.Size())
 				}
 				switch {
 				case strings.HasSuffix(f, ".ogg"):

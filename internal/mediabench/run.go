@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/roomtape/roomtape/bot"
+	"github.com/roomtape/roomtape/recorder"
 	"github.com/roomtape/roomtape/signalling/loadtest"
 )
 
@@ -26,12 +27,13 @@ const (
 // runner holds what a whole run shares: the temporary folder, the clip, the signalling server and
 // the publishers' transport with its send counter.
 type runner struct {
-	o    Options
-	dir  string
-	clip Clip
-	srv  *server
-	tr   *bot.Transport
-	sent *sendCounter
+	o     Options
+	bench string // "record" or "bot"
+	dir   string
+	clip  Clip
+	srv   *server
+	tr    *bot.Transport
+	sent  *sendCounter
 	// fleetLog is for the publishers: errors only.
 	fleetLog *slog.Logger
 }
@@ -42,13 +44,18 @@ func (r *runner) progress(format string, args ...any) {
 	}
 }
 
-// setup prepares a run; the returned function releases everything (temporary folder included).
-func setup(ctx context.Context, o Options) (*runner, func() error, error) {
+// setup fills in o's defaults for bench ("record" or "bot"), validates it and prepares a run;
+// the returned function releases everything (temporary folder included).
+func setup(ctx context.Context, o *Options, bench string) (*runner, func() error, error) {
+	o.defaults(bench)
+	if err := o.Validate(); err != nil {
+		return nil, nil, err
+	}
 	dir, err := os.MkdirTemp(o.TempDir, "roomtape-mediabench-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("bench: %w", err)
 	}
-	r := &runner{o: o, dir: dir, sent: &sendCounter{}}
+	r := &runner{o: *o, bench: bench, dir: dir, sent: &sendCounter{}}
 	var cleanups []func() error
 	cleanup := func() error {
 		var errs []error
@@ -118,9 +125,9 @@ func (r *runner) point(ctx context.Context, n int, specs func(channel string, ru
 	return phases, nil
 }
 
-func (r *runner) report(bench string) *Report {
+func (r *runner) report() *Report {
 	return &Report{
-		Bench: bench, Command: "roomtape " + strings.Join(os.Args[1:], " "),
+		Bench: r.bench, Command: "roomtape " + strings.Join(os.Args[1:], " "),
 		Env:  loadtest.CurrentEnvironment("child process"),
 		Clip: r.clip, Duration: r.o.Duration.String(), Warmup: r.o.Warmup.String(),
 	}
@@ -128,11 +135,7 @@ func (r *runner) report(bench string) *Report {
 
 // RunRecord measures `roomtape record` (and the bare pion save-to-disk loop) at every size.
 func RunRecord(ctx context.Context, o Options) (rep *Report, err error) {
-	o.defaults("record")
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	r, cleanup, err := setup(ctx, o)
+	r, cleanup, err := setup(ctx, &o, "record")
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +144,18 @@ func RunRecord(ctx context.Context, o Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rep = r.report("record")
+	// recorderSpec is `roomtape record --mode mode` into dir, its counters read from the manifest.
+	recorderSpec := func(name, desc, channel, dir, mode string) receiverSpec {
+		manifest := manifestCounters(filepath.Join(dir, "bench", recorder.ManifestName))
+		return receiverSpec{
+			name: name, desc: desc,
+			args: []string{"record", "--config", cfg, "--signal-url", r.srv.url, "--channel", channel, "--loopback",
+				"--out", dir, "--id", "bench", "--mode", mode},
+			probe: manifest, final: manifest,
+			cleanup: func() { _ = os.RemoveAll(dir) },
+		}
+	}
+	rep = r.report()
 	for _, n := range o.Participants {
 		specs := func(channel string, run int) []receiverSpec {
 			var out []receiverSpec
@@ -155,25 +169,13 @@ func RunRecord(ctx context.Context, o Options) (rep *Report, err error) {
 					cleanup: func() { _ = os.RemoveAll(dir) },
 				})
 			}
-			dir := filepath.Join(r.dir, fmt.Sprintf("rec-%d-%d", n, run))
-			manifest := manifestCounters(filepath.Join(dir, "bench", "manifest.json"))
-			out = append(out, receiverSpec{
-				name: "recorder", desc: "roomtape record --mode record (bot + recorder: jitter buffer, keyframe gate, timeline, Ogg/IVF, manifest)",
-				args: []string{"record", "--config", cfg, "--signal-url", r.srv.url, "--channel", channel, "--loopback",
-					"--out", dir, "--id", "bench", "--mode", "record"},
-				probe: manifest, final: manifest,
-				cleanup: func() { _ = os.RemoveAll(dir) },
-			})
+			out = append(out, recorderSpec("recorder",
+				"roomtape record --mode record (bot + recorder: jitter buffer, keyframe gate, timeline, Ogg/IVF, manifest)",
+				channel, filepath.Join(r.dir, fmt.Sprintf("rec-%d-%d", n, run)), "record"))
 			if o.Monitor {
-				mdir := filepath.Join(r.dir, fmt.Sprintf("mon-%d-%d", n, run))
-				mm := manifestCounters(filepath.Join(mdir, "bench", "manifest.json"))
-				out = append(out, receiverSpec{
-					name: "recorder+monitor", desc: "roomtape record --mode both (the recorder plus call monitoring: stats, alerts, stats.jsonl, report.html)",
-					args: []string{"record", "--config", cfg, "--signal-url", r.srv.url, "--channel", channel, "--loopback",
-						"--out", mdir, "--id", "bench", "--mode", "both"},
-					probe: mm, final: mm,
-					cleanup: func() { _ = os.RemoveAll(mdir) },
-				})
+				out = append(out, recorderSpec("recorder+monitor",
+					"roomtape record --mode both (the recorder plus call monitoring: stats, alerts, stats.jsonl, report.html)",
+					channel, filepath.Join(r.dir, fmt.Sprintf("mon-%d-%d", n, run)), "both"))
 			}
 			return out
 		}
@@ -197,16 +199,12 @@ func RunRecord(ctx context.Context, o Options) (rep *Report, err error) {
 // RunBot measures how many publishers one bot process (read-and-discard consumer) keeps connected
 // and receiving, next to a bare pion receiver (pion defaults, read-and-discard).
 func RunBot(ctx context.Context, o Options) (rep *Report, err error) {
-	o.defaults("bot")
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	r, cleanup, err := setup(ctx, o)
+	r, cleanup, err := setup(ctx, &o, "bot")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, cleanup()) }()
-	rep = r.report("bot")
+	rep = r.report()
 	capa := &Capacity{Criterion: fmt.Sprintf("every track receiving, ≥ %.0f%% of sent packets received in the window, loss < 1%%", o.MinRecvRatio*100)}
 	rep.Capacity = capa
 	for _, n := range o.Participants {

@@ -67,20 +67,30 @@ func (w *watcher) count(prefix string) int {
 	return n
 }
 
-// waitFor waits until at least n members whose id starts with prefix are present.
-func (w *watcher) waitFor(ctx context.Context, prefix string, n int, timeout time.Duration) error {
+// await waits until ok holds, checking it again at every presence change; false when timeout
+// passed first.
+func (w *watcher) await(ctx context.Context, timeout time.Duration, ok func() bool) (bool, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for w.count(prefix) < n {
+	for !ok() {
 		select {
 		case <-w.changed:
 		case <-deadline.C:
-			return fmt.Errorf("%d of %d present after %s", w.count(prefix), n, timeout)
+			return false, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// waitFor waits until at least n members whose id starts with prefix are present.
+func (w *watcher) waitFor(ctx context.Context, prefix string, n int, timeout time.Duration) error {
+	ok, err := w.await(ctx, timeout, func() bool { return w.count(prefix) >= n })
+	if err == nil && !ok {
+		err = fmt.Errorf("%d of %d present after %s", w.count(prefix), n, timeout)
+	}
+	return err
 }
 
 func (w *watcher) close() {

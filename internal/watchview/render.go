@@ -72,11 +72,7 @@ func (v *View) Render(now time.Time, width int) string {
 	} else {
 		line("ACTIVE ALERTS (%d)", len(v.Active))
 		for _, a := range v.Active {
-			since := a.Since
-			if since.IsZero() {
-				since = a.At
-			}
-			line("  %-6s %-17s %s %s", fmtDur(now.Sub(since)), Truncate(a.Code, 17), alertSubject(a), Truncate(a.Message, msgWidth))
+			line("  %-6s %-17s %s %s", alertAge(a, now), Truncate(a.Code, 17), alertSubject(a), Truncate(a.Message, msgWidth))
 		}
 	}
 	if len(v.History) > 0 {
@@ -165,12 +161,8 @@ func (v *View) RenderBlock(now time.Time) string {
 		}
 	}
 	for _, a := range v.Active {
-		since := a.Since
-		if since.IsZero() {
-			since = a.At
-		}
 		fmt.Fprintf(&b, "  alert %s %s for %s: %s\n", Truncate(a.Code, 17), alertSubjectShort(a),
-			fmtDur(now.Sub(since)), Truncate(a.Message, msgWidth))
+			alertAge(a, now), Truncate(a.Message, msgWidth))
 	}
 	return b.String()
 }
@@ -193,7 +185,7 @@ func (v *View) EventLine(ev pipeline.Event) string {
 		if ev.Track == nil {
 			return ""
 		}
-		t := Track{ID: ev.Track.ID, Kind: ev.Track.Kind, Role: ev.Track.Role, Codec: ev.Track.Codec}
+		t := eventTrack(ev.Track)
 		if ev.Type == pipeline.EventTrackStarted {
 			s = fmt.Sprintf("%s: %s track started (%s)", peer, trackName(t), codecName(t.Codec))
 		} else {
@@ -305,6 +297,15 @@ func levelText(s *monitor.TrackStats) string {
 		level = fmt.Sprintf("%.0fdBov", *s.Level)
 	}
 	return fmt.Sprintf("%s / %.0f%%", level, s.SpeechPct)
+}
+
+// alertAge is how long an active alert has been raised (since it began, when known).
+func alertAge(a recorder.Alert, now time.Time) string {
+	since := a.Since
+	if since.IsZero() {
+		since = a.At
+	}
+	return fmtDur(now.Sub(since))
 }
 
 func alertSubject(a recorder.Alert) string {

@@ -138,7 +138,7 @@ func (v *View) Apply(ev pipeline.Event) bool {
 			return false
 		}
 		p := v.peer(ev.Peer)
-		t := Track{ID: ev.Track.ID, Kind: ev.Track.Kind, Role: ev.Track.Role, Codec: ev.Track.Codec}
+		t := eventTrack(ev.Track)
 		if i := p.track(ev.Track.ID); i >= 0 {
 			p.Tracks[i] = t
 		} else {
@@ -292,6 +292,11 @@ func (v *View) peer(id string) *Peer {
 	return p
 }
 
+// eventTrack is the track a track_started or track_ended event names (no stats).
+func eventTrack(t *pipeline.EventTrack) Track {
+	return Track{ID: t.ID, Kind: t.Kind, Role: t.Role, Codec: t.Codec}
+}
+
 func (p *Peer) track(id string) int {
 	return slices.IndexFunc(p.Tracks, func(t Track) bool { return t.ID == id })
 }
@@ -356,7 +361,7 @@ func (v *View) Elapsed(now time.Time) time.Duration {
 func Sanitize(s string) string {
 	clean := true
 	for _, r := range s {
-		if r < 0x20 || r >= 0x7f && (unsafeRune(r) || r == 0xfffd) {
+		if r < 0x20 || r >= 0x7f && (UnsafeRune(r) || r == 0xfffd) {
 			clean = false
 			break
 		}
@@ -369,15 +374,16 @@ func Sanitize(s string) string {
 		switch {
 		case r == '\t' || r == '\n' || r == '\r':
 			return ' '
-		case r < 0x20 || unsafeRune(r):
+		case r < 0x20 || UnsafeRune(r):
 			return -1
 		}
 		return r
 	}, s)
 }
 
-// unsafeRune: DEL, C1 controls and the bidirectional formatting characters.
-func unsafeRune(r rune) bool {
+// UnsafeRune reports the characters besides C0 controls that a terminal could act on: DEL, C1
+// controls and the bidirectional formatting characters.
+func UnsafeRune(r rune) bool {
 	return r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0x061c || r == 0x200e || r == 0x200f ||
 		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }

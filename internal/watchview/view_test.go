@@ -293,10 +293,20 @@ func fullView() *View {
 	return v
 }
 
+// wantContains reports every one of wants that out (named what) lacks.
+func wantContains(t *testing.T, what, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, out)
+		}
+	}
+}
+
 func TestWatchViewRender(t *testing.T) {
 	v := fullView()
 	out := v.Render(t0.Add(9*time.Second), 0)
-	for _, want := range []string{
+	wantContains(t, "view", out,
 		"job job-1 · channel room-a · recording on w1 (attempt 1)",
 		"elapsed 9s · health WARNING · 2 present · 3 tracks · 1 alerts · stats 4s ago",
 		// columns
@@ -317,11 +327,7 @@ func TestWatchViewRender(t *testing.T) {
 		"RECENT ALERTS",
 		"12:00:07 cleared silent            bob                  audio        speech again",
 		"12:00:06 raised  silent",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("view lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	// The most recent alert change comes first.
 	if strings.Index(out, "12:00:07 cleared") > strings.Index(out, "12:00:06 raised") {
 		t.Errorf("history not newest first:\n%s", out)
@@ -333,29 +339,19 @@ func TestWatchViewRender(t *testing.T) {
 		}
 	}
 
-	empty := newView().Render(t0, 0)
-	for _, want := range []string{"no stats yet", "(no participants)", "ACTIVE ALERTS: none", "health -"} {
-		if !strings.Contains(empty, want) {
-			t.Errorf("empty view lacks %q:\n%s", want, empty)
-		}
-	}
+	wantContains(t, "empty view", newView().Render(t0, 0), "no stats yet", "(no participants)", "ACTIVE ALERTS: none", "health -")
 }
 
 func TestWatchViewRenderBlockAndLines(t *testing.T) {
 	v := fullView()
-	block := v.RenderBlock(t0.Add(9 * time.Second))
-	for _, want := range []string{
+	wantContains(t, "block", v.RenderBlock(t0.Add(9*time.Second)),
 		"12:00:05 job-1 recording on w1 (attempt 1) elapsed 9s health WARNING · 2 present · 3 tracks · 1 alerts\n",
 		"\n  alice present connected health warning speaking alerts loss\n",
 		"\n    audio/mic opus 32kbps loss 0.0 (0.0) jitter 3.1ms level -30dBov / 80% last 20ms\n",
 		"\n    video/camera VP8 812kbps loss 1.2 (3.0) jitter 8.0ms 30.0fps 1280x720 last 1.5s FROZEN\n",
 		"\n  bob present connected health ok\n    audio/mic opus (no stats yet)\n",
 		"\n  alert loss alice/camera for 14s: loss 6.2% over 10s\n",
-	} {
-		if !strings.Contains(block, want) {
-			t.Errorf("block lacks %q:\n%s", want, block)
-		}
-	}
+	)
 	for _, tc := range []struct {
 		ev   pipeline.Event
 		want string
@@ -377,12 +373,8 @@ func TestWatchViewRenderBlockAndLines(t *testing.T) {
 	}))
 	var sum bytes.Buffer
 	v.WriteSummary(&sum)
-	for _, want := range []string{"job job-1 finished after 30s: stopped", "participants 2", "alerts raised 1, active at the end 1",
-		"manifest: /rec/job-1/manifest.json"} {
-		if !strings.Contains(sum.String(), want) {
-			t.Errorf("summary lacks %q:\n%s", want, sum.String())
-		}
-	}
+	wantContains(t, "summary", sum.String(), "job job-1 finished after 30s: stopped", "participants 2",
+		"alerts raised 1, active at the end 1", "manifest: /rec/job-1/manifest.json")
 }
 
 // A hostile peer id, codec, alert message or reason never puts a control character (ESC, BEL,
@@ -404,7 +396,7 @@ func TestWatchViewHostileNames(t *testing.T) {
 		v.EventLine(peerEv(pipeline.EventParticipantLeft, evil, 0))}
 	for _, out := range outs {
 		for _, r := range out {
-			if r != '\n' && (r < 0x20 || unsafeRune(r)) {
+			if r != '\n' && (r < 0x20 || UnsafeRune(r)) {
 				t.Errorf("control character %U in output:\n%q", r, out)
 				break
 			}

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/roomtape/roomtape/signalling"
 )
 
@@ -88,33 +86,16 @@ func runTrial(ctx context.Context, d *dialer, cur *atomic.Pointer[trial], peer s
 		return 0, fmt.Errorf("fan-out newcomer: %w", err)
 	}
 	defer c.close()
-	req, _ := json.Marshal(signalling.Request{Type: signalling.TypeSubscribe, Channel: fanoutChannel, RequestID: "sub"})
 	t := &trial{peer: peer, allIn: make(chan struct{}), allGone: make(chan struct{})}
 	t.base = time.Now()
 	cur.Store(t)
 	defer cur.Store(nil)
-	if err := c.ws.Write(tctx, websocket.MessageText, req); err != nil {
-		return 0, fmt.Errorf("fan-out newcomer subscribe: %w", err)
-	}
-	acked := false
-	for !acked {
-		f, err := c.readFrame(tctx)
-		if err != nil {
-			return 0, fmt.Errorf("fan-out newcomer: %w", err)
-		}
-		switch f.Type {
-		case signalling.TypeAck:
-			acked = true
-		case signalling.TypeError:
-			return 0, fmt.Errorf("fan-out newcomer subscribe: error %s: %s", f.Code, f.Message)
-		}
-	}
-	snap, err := c.readFrame(tctx)
+	snap, err := c.subscribe(tctx, fanoutChannel)
 	if err != nil {
-		return 0, fmt.Errorf("fan-out newcomer snapshot: %w", err)
+		return 0, fmt.Errorf("fan-out newcomer: %w", err)
 	}
-	if snap.Type != signalling.TypePresence || len(snap.Joined) != members {
-		return 0, fmt.Errorf("fan-out newcomer snapshot: got %s with %d members, want presence with %d", snap.Type, len(snap.Joined), members)
+	if len(snap) != members {
+		return 0, fmt.Errorf("fan-out newcomer snapshot: %d members, want %d", len(snap), members)
 	}
 	select {
 	case <-t.allIn:

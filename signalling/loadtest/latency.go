@@ -47,11 +47,7 @@ func measureLatency(ctx context.Context, pairs []pair, o *Options) (*Latency, er
 			rec.mu.Unlock()
 		})
 	}
-	defer func() {
-		for _, p := range pairs {
-			p.to.handle(nil)
-		}
-	}()
+	defer detach(pairs)
 
 	interval := time.Duration(float64(time.Second) * float64(len(pairs)) / float64(o.Rate))
 	end := o.Warmup + o.Duration
@@ -89,20 +85,9 @@ func measureLatency(ctx context.Context, pairs []pair, o *Options) (*Latency, er
 	wg.Wait()
 	elapsed := time.Since(base)
 	use := cpu.since()
-	close(errs)
-	var err error
-	for e := range errs {
-		if err == nil {
-			err = e
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && received.Load() < sent.Load() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	for _, p := range pairs {
-		p.to.handle(nil)
-	}
+	err := firstError(nil, errs)
+	drain(&received, &sent)
+	detach(pairs)
 	var all []time.Duration
 	for _, r := range recs {
 		r.mu.Lock()

@@ -213,10 +213,12 @@ func WriteTable(w io.Writer, rep Report) error {
 		}
 		row(fmt.Sprintf("delivered msg/s (%d pairs, window %d)", t.Pairs, t.Window), t.PerSecond, bt.PerSecond, true, "%.0f")
 		cpuRows("throughput", t.CPU, bt.CPU)
-		if t.CPU != nil && bt.CPU != nil && bt.PerSecond > 0 {
-			row("server CPU per delivered msg (µs)", t.CPU.Server*1e6/t.PerSecond, bt.CPU.Server*1e6/bt.PerSecond, t.CPU.Server > 0, "%.1f")
-		} else if t.CPU != nil {
-			row("server CPU per delivered msg (µs)", t.CPU.Server*1e6/t.PerSecond, 0, t.CPU.Server > 0, "%.1f")
+		if t.CPU != nil {
+			var per float64 // the baseline's, 0 = not measured
+			if bt.CPU != nil && bt.PerSecond > 0 {
+				per = bt.CPU.Server * 1e6 / bt.PerSecond
+			}
+			row("server CPU per delivered msg (µs)", t.CPU.Server*1e6/t.PerSecond, per, t.CPU.Server > 0, "%.1f")
 		}
 	}
 	if l := s.Latency; l != nil {

@@ -53,11 +53,7 @@ func measureThroughput(ctx context.Context, pairs []pair, o *Options) (*Throughp
 			}
 		})
 	}
-	defer func() {
-		for _, p := range pairs {
-			p.to.handle(nil)
-		}
-	}()
+	defer detach(pairs)
 
 	wctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+30*time.Second)
 	defer cancel()
@@ -104,23 +100,41 @@ func measureThroughput(ctx context.Context, pairs []pair, o *Options) (*Throughp
 	res, err := measured()
 	close(stop)
 	wg.Wait()
+	err = firstError(err, errs)
+	if res == nil {
+		return nil, err
+	}
+	drain(&delivered, &sent) // every credit comes back once its frame has been delivered
+	res.Sent = sent.Load()
+	res.Undelivered = res.Sent - delivered.Load()
+	return res, err
+}
+
+// detach removes the receivers' frame handlers.
+func detach(pairs []pair) {
+	for _, p := range pairs {
+		p.to.handle(nil)
+	}
+}
+
+// drain waits up to 5 s for the frames still in flight: until got catches up with sent.
+func drain(got, sent *atomic.Int64) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && got.Load() < sent.Load() {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// firstError closes errs (its senders have returned) and returns err or, when nil, the first error
+// sent on errs.
+func firstError(err error, errs chan error) error {
 	close(errs)
 	for e := range errs {
 		if err == nil {
 			err = e
 		}
 	}
-	if res == nil {
-		return nil, err
-	}
-	// Drain: every credit comes back once its frame has been delivered.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && delivered.Load() < sent.Load() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	res.Sent = sent.Load()
-	res.Undelivered = res.Sent - delivered.Load()
-	return res, err
+	return err
 }
 
 // sleep waits for d or until ctx ends.
